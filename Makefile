@@ -1,0 +1,90 @@
+# polymr -- common tasks. `make` (or `make help`) lists them.
+
+CARGO  ?= cargo
+PYTHON ?= python3
+CC     ?= cc
+CFLAGS ?= -O2 -Wall
+
+POLYMR      := target/release/polymr
+NATIVE      := custom-mappers/os_count_c
+SAMPLE      := examples/data
+DEMO_OUT    := target/demo/result.txt
+# The sample's data directories (not its manifest.json / expected_os_counts.tsv).
+DEMO_INPUT  ?= $(sort $(wildcard $(SAMPLE)/*/))
+# Commands the tests need, and the Debian package that provides each.
+TEST_CMDS   := xz:xz-utils gzip:gzip zstd:zstd bzip2:bzip2 $(CC):gcc mawk:mawk \
+               $(PYTHON):python3 node:nodejs
+
+.DEFAULT_GOAL := help
+.PHONY: help build native sample demo test-deps test lint bench image base-image publish
+
+help: ## list the targets
+	@echo "usage: make TARGET   (variables: CARGO=$(CARGO) PYTHON=$(PYTHON) CC=$(CC))"
+	@echo
+	@grep -E '^[a-z-]+:.*## ' $(firstword $(MAKEFILE_LIST)) | \
+		awk 'BEGIN { FS = ":.*## " } { printf "  %-11s %s\n", $$1, $$2 }'
+
+build: ## build the release binary (target/release/polymr)
+	$(CARGO) build --release
+
+native: $(NATIVE) ## compile the native example mapper (custom-mappers/os_count_c)
+
+$(NATIVE): custom-mappers/os_count.c
+	$(CC) $(CFLAGS) -o $@ $<
+
+sample: ## regenerate the bundled sample data in examples/data
+	$(PYTHON) examples/gen_sample.py --out $(SAMPLE) --invalid 3 --clean
+
+demo: build native ## count pings per OS in the bundled sample
+	@mkdir -p $(dir $(DEMO_OUT))
+	./$(POLYMR) map --output $(DEMO_OUT) $(DEMO_INPUT)
+	@echo
+	@echo "== $(DEMO_OUT), sorted (distinct lines, with how many times each occurs):"
+	@LC_ALL=C sort $(DEMO_OUT) | uniq -c
+	@echo "== expected pings per OS ($(SAMPLE)/expected_os_counts.tsv):"
+	@cat $(SAMPLE)/expected_os_counts.tsv
+
+test-deps: ## install what the tests need (Debian, apt-get) when it is missing
+	@missing=""; \
+	for pair in $(TEST_CMDS); do \
+		cmd=$${pair%%:*}; pkg=$${pair#*:}; \
+		command -v "$$cmd" >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "test-deps: all present"; exit 0; fi; \
+	echo "test-deps: installing$$missing"; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+		echo "test-deps: no apt-get here; install these yourself:$$missing" >&2; exit 1; \
+	fi; \
+	if [ "$$(id -u)" -eq 0 ]; then SUDO=""; \
+	elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; \
+	else echo "test-deps: not root and no sudo; install:$$missing" >&2; exit 1; fi; \
+	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing \
+	|| { $$SUDO apt-get update && \
+	     $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; } \
+	|| { echo "test-deps: could not install$$missing (no network?)" >&2; exit 1; }
+
+test: test-deps native ## run the whole test suite (Rust, Python helper, JS helper)
+	$(CARGO) test --release
+	$(PYTHON) -m unittest discover -s helpers/python -v
+	node --test helpers/js/
+
+lint: ## check formatting and clippy warnings
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+bench: ## run the benchmark (bench/run.sh)
+	bash bench/run.sh
+
+define not_yet
+	@echo "make $@: not yet implemented" >&2
+	@exit 1
+endef
+
+image: ## build the polymr container image (not yet implemented)
+	$(not_yet)
+
+base-image: ## build the base image with Python and Node (not yet implemented)
+	$(not_yet)
+
+publish: ## push the images (not yet implemented)
+	$(not_yet)

@@ -1,0 +1,14 @@
+# Sum the counts of each key -- mozilla/telemetry-server's MapReduce API.
+#
+# `values` is a one-pass iterator of the JSON-decoded values of one key (streamed,
+# so a key may have more values than fit in memory); output goes through
+# context.write(key, value). combine() runs on each map task's output before the
+# shuffle, so it must give what reduce() accepts: here both are the same sum.
+
+
+def reduce(key, values, context):
+    context.write(key, sum(int(v) for v in values))
+
+
+def combine(key, values, context):
+    context.write(key, sum(int(v) for v in values))

@@ -1,0 +1,21 @@
+//! polymr: a language-agnostic MapReduce driver.
+//!
+//! Data flows one way through the modules:
+//! `config` → `input` → `decode` → `records` → `process` (mapper child) → `output` / `report`.
+//! `task` holds the per-task work that every executor shares; `commands` are the thin
+//! entry points of the binary.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod decode;
+pub mod exit;
+pub mod input;
+pub mod logging;
+pub mod output;
+pub mod process;
+pub mod records;
+pub mod report;
+pub mod settings;
+pub mod signals;
+pub mod task;

@@ -1,0 +1,229 @@
+//! The command line and environment of a mapper, combiner or reducer child, from its step in
+//! `analysis-tools.yml`. Interpreters are resolved to absolute paths before any work starts.
+
+use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::config::{JobConfig, Language, RecordFormat, Role, Step};
+
+/// The helpers ship inside the binary, so an installed or containerised polymr never looks
+/// for them on disk.
+const PYTHON_HELPER: &str = include_str!("../../helpers/python/polymr_helper.py");
+const JS_HELPER: &str = include_str!("../../helpers/js/polymr_helper.js");
+
+/// Environment variables never passed to user code: secrets, and settings that silently
+/// slow children down (`PYTHONUNBUFFERED` turns every print into a write(2)).
+const SCRUBBED_PREFIXES: &[&str] = &["AWS_", "POLYMR_PRIVATE_KEY", "PYTHONUNBUFFERED"];
+const SCRUBBED_NAMES: &[&str] = &["CREDENTIALS"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("the {role}'s interpreter `{program}` was not found on PATH (language: {language:?}); install it or set {var}")]
+    MissingInterpreter {
+        role: Role,
+        program: String,
+        language: Language,
+        var: &'static str,
+    },
+    #[error("the {role} script `{}` is not executable (language: binary); run `chmod +x` on it", .path.display())]
+    NotExecutable { role: Role, path: PathBuf },
+    #[error("failed to write the helper scripts to a temporary directory")]
+    HelperDir(#[source] std::io::Error),
+}
+
+/// Hadoop-style identifiers a task exposes to its children.
+#[derive(Debug, Clone, Default)]
+pub struct TaskEnv {
+    pub job_id: String,
+    pub attempt_id: String,
+    pub partition: Option<usize>,
+    /// Set only when the task has exactly one input: one long-lived child sees many files.
+    pub input_file: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct ChildCommand {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    pub env: Vec<(OsString, OsString)>,
+    pub cwd: Option<PathBuf>,
+    /// Keeps the helper script alive for as long as the command may be spawned.
+    _helpers: Option<tempfile::TempDir>,
+}
+
+impl ChildCommand {
+    pub fn program_display(&self) -> String {
+        let mut s = self.program.display().to_string();
+        for a in &self.args {
+            s.push(' ');
+            s.push_str(&a.to_string_lossy());
+        }
+        s
+    }
+
+    /// Builds the command for `step`. Checks everything that can be checked before work starts.
+    pub fn for_step(
+        job: &JobConfig,
+        step: &Step,
+        task: &TaskEnv,
+    ) -> Result<ChildCommand, CommandError> {
+        let env = child_env(task);
+        match step.language {
+            Language::Binary => {
+                let mode = std::fs::metadata(&step.script)
+                    .map(|m| m.permissions().mode())
+                    .unwrap_or(0);
+                if mode & 0o111 == 0 {
+                    return Err(CommandError::NotExecutable {
+                        role: step.role,
+                        path: step.script.clone(),
+                    });
+                }
+                Ok(ChildCommand {
+                    program: step.script.clone(),
+                    args: step.arguments.iter().map(OsString::from).collect(),
+                    env,
+                    cwd: None,
+                    _helpers: None,
+                })
+            }
+            Language::Python | Language::Javascript => {
+                let (program, var, file, text) = if step.language == Language::Python {
+                    (
+                        "python3",
+                        "POLYMR_PYTHON",
+                        "polymr_helper.py",
+                        PYTHON_HELPER,
+                    )
+                } else {
+                    ("node", "POLYMR_NODE", "polymr_helper.js", JS_HELPER)
+                };
+                let interpreter = resolve_interpreter(step, program, var)?;
+                let dir = tempfile::Builder::new()
+                    .prefix("polymr-helper-")
+                    .tempdir()
+                    .map_err(CommandError::HelperDir)?;
+                let helper = dir.path().join(file);
+                std::fs::write(&helper, text).map_err(CommandError::HelperDir)?;
+                let mut args: Vec<OsString> = vec![
+                    helper.into(),
+                    "--role".into(),
+                    helper_role(step.role).into(),
+                ];
+                args.push("--script".into());
+                args.push(step.script.clone().into());
+                if let Some(f) = &step.function {
+                    args.push("--function".into());
+                    args.push(f.into());
+                }
+                if job.legacy {
+                    args.push("--api".into());
+                    args.push("legacy".into());
+                }
+                args.push("--format".into());
+                args.push(
+                    match job.record_format {
+                        RecordFormat::Telemetry => "telemetry",
+                        RecordFormat::Lines => "lines",
+                    }
+                    .into(),
+                );
+                args.push("--separator".into());
+                args.push(OsString::from(
+                    String::from_utf8_lossy(&job.key_separator).into_owned(),
+                ));
+                args.push("--".into());
+                args.extend(step.arguments.iter().map(OsString::from));
+                Ok(ChildCommand {
+                    program: interpreter,
+                    args,
+                    env,
+                    cwd: None,
+                    _helpers: Some(dir),
+                })
+            }
+        }
+    }
+
+    /// Whether the child speaks the helper protocol (control lines on stdin).
+    pub fn is_helper(&self) -> bool {
+        self._helpers.is_some()
+    }
+}
+
+fn helper_role(role: Role) -> &'static str {
+    match role {
+        Role::Mapper => "map",
+        Role::Combiner => "combine",
+        Role::Reducer => "reduce",
+    }
+}
+
+fn resolve_interpreter(
+    step: &Step,
+    program: &str,
+    var: &'static str,
+) -> Result<PathBuf, CommandError> {
+    let wanted = std::env::var_os(var).unwrap_or_else(|| program.into());
+    which::which(&wanted)
+        .or_else(|_| {
+            let p = Path::new(&wanted);
+            if p.is_absolute() && p.is_file() {
+                Ok(p.to_path_buf())
+            } else {
+                Err(())
+            }
+        })
+        .map_err(|()| CommandError::MissingInterpreter {
+            role: step.role,
+            program: wanted.to_string_lossy().into_owned(),
+            language: step.language,
+            var,
+        })
+}
+
+fn child_env(task: &TaskEnv) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+        .filter(|(k, _)| {
+            let k = k.to_string_lossy();
+            !SCRUBBED_NAMES.contains(&k.as_ref())
+                && !SCRUBBED_PREFIXES.iter().any(|p| k.starts_with(p))
+        })
+        .collect();
+    let mut set = |k: &str, v: String| env.push((k.into(), v.into()));
+    set("mapreduce_job_id", task.job_id.clone());
+    set("mapreduce_task_attempt_id", task.attempt_id.clone());
+    if let Some(p) = task.partition {
+        set("mapreduce_task_partition", p.to_string());
+    }
+    if let Some(f) = &task.input_file {
+        set("mapreduce_map_input_file", f.clone());
+    }
+    // User scripts may live on a read-only image layer.
+    set("PYTHONDONTWRITEBYTECODE", "1".into());
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_reach_children() {
+        // Reads the real process environment: only asserts on names this test process cannot
+        // have been given by accident.
+        std::env::set_var("CREDENTIALS", "secret");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "secret");
+        std::env::set_var("PYTHONUNBUFFERED", "1");
+        let env = child_env(&TaskEnv::default());
+        for (k, _) in &env {
+            let k = k.to_string_lossy();
+            assert!(
+                k != "CREDENTIALS" && !k.starts_with("AWS_") && k != "PYTHONUNBUFFERED",
+                "{k}"
+            );
+        }
+        assert!(env.iter().any(|(k, _)| k == "mapreduce_job_id"));
+    }
+}

@@ -1,0 +1,12 @@
+//! Child processes: building their command lines, spawning them in their own process
+//! group, draining their stderr, and killing the whole group when they must stop.
+
+mod child;
+mod command;
+mod registry;
+mod stderr;
+
+pub use child::{ExitInfo, Spawned};
+pub use command::{ChildCommand, CommandError, TaskEnv};
+pub use registry::{kill_all_now, register_temp, unregister_temp};
+pub use stderr::{drain_stderr, Counters, InvalidRecord, StderrSummary};

@@ -1,0 +1,176 @@
+//! The JSON report every task writes beside its output, and the one-line human summary.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::decode::Codec;
+use crate::process::{Counters, ExitInfo, InvalidRecord};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    Succeeded,
+    Failed,
+    Interrupted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputStatus {
+    Processed,
+    Failed,
+    /// Never read, with the reason in `error` (the task stopped first).
+    Skipped,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InputReport {
+    pub name: String,
+    pub status: InputStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub codec: Option<Codec>,
+    /// Bytes read from the source (compressed).
+    pub bytes_read: u64,
+    /// Bytes after decompression.
+    pub bytes: u64,
+    pub records: u64,
+    pub invalid_records: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub invalid_samples: Vec<InvalidRecord>,
+    pub duration_ms: u64,
+}
+
+impl InputReport {
+    pub fn new(name: &str) -> Self {
+        InputReport {
+            name: name.to_string(),
+            status: InputStatus::Skipped,
+            error: None,
+            codec: None,
+            bytes_read: 0,
+            bytes: 0,
+            records: 0,
+            invalid_records: 0,
+            invalid_samples: Vec::new(),
+            duration_ms: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Totals {
+    pub files: usize,
+    pub files_processed: usize,
+    pub files_failed: usize,
+    pub files_skipped: usize,
+    pub bytes_read: u64,
+    pub bytes: u64,
+    pub records: u64,
+    pub invalid_records: u64,
+    pub output_records: u64,
+    pub output_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChildReport {
+    pub command: String,
+    pub exit: Option<ExitInfo>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stderr_tail: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskReport {
+    pub polymr_version: &'static str,
+    pub kind: &'static str,
+    pub job_id: String,
+    pub attempt_id: String,
+    pub status: TaskStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub config: PathBuf,
+    pub output: PathBuf,
+    /// Whether `output` was written by this task (only on success).
+    pub published: bool,
+    pub child: Option<ChildReport>,
+    pub inputs: Vec<InputReport>,
+    pub totals: Totals,
+    pub counters: Counters,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
+    pub started_at_unix_ms: u128,
+    pub duration_ms: u64,
+}
+
+impl TaskReport {
+    pub fn compute_totals(&mut self, output_records: u64, output_bytes: u64) {
+        let mut t = Totals {
+            files: self.inputs.len(),
+            output_records,
+            output_bytes,
+            ..Totals::default()
+        };
+        for i in &self.inputs {
+            match i.status {
+                InputStatus::Processed => t.files_processed += 1,
+                InputStatus::Failed => t.files_failed += 1,
+                InputStatus::Skipped => t.files_skipped += 1,
+            }
+            t.bytes_read += i.bytes_read;
+            t.bytes += i.bytes;
+            t.records += i.records;
+            t.invalid_records += i.invalid_records;
+        }
+        self.totals = t;
+    }
+
+    /// Where the report of a task writing `output` goes.
+    pub fn path_for(output: &Path) -> PathBuf {
+        let mut s = output.as_os_str().to_owned();
+        s.push(".report.json");
+        PathBuf::from(s)
+    }
+
+    /// One line for a person: what happened, how much, where it went.
+    pub fn summary_line(&self) -> String {
+        let t = &self.totals;
+        let status = match self.status {
+            TaskStatus::Succeeded => "succeeded",
+            TaskStatus::Failed => "FAILED",
+            TaskStatus::Interrupted => "interrupted",
+        };
+        let mut s = format!(
+            "polymr {}: {status}: {} files ({} failed, {} skipped), {} records ({} invalid), {} → {} output lines in {:.2}s",
+            self.kind,
+            t.files,
+            t.files_failed,
+            t.files_skipped,
+            t.records,
+            t.invalid_records,
+            human_bytes(t.bytes),
+            t.output_records,
+            self.duration_ms as f64 / 1000.0
+        );
+        if self.published {
+            s.push_str(&format!("; result: {}", self.output.display()));
+        }
+        s
+    }
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: &[&str] = &["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

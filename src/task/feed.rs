@@ -1,0 +1,337 @@
+//! Feeding a child: inputs are opened and decoded one after another and cut into chunks of
+//! whole lines (or, in the "file paths" feed, written out as ready local files), which a
+//! bounded channel hands to the writer of the child's stdin. The channel decouples
+//! decompression from the child's pace, so both cores stay busy.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use memchr::memrchr;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
+use tokio::process::ChildStdin;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Decompression, Feed};
+use crate::decode::{self, ByteStream};
+use crate::input::Input;
+use crate::records;
+use crate::report::{InputReport, InputStatus};
+
+/// Writes into the child's pipe stay at 64 KiB: larger ones make decompression and the
+/// child take turns instead of overlapping (see `../shared/bench/PEERS.md`).
+pub const CHUNK: usize = 64 * 1024;
+/// Chunks in flight between the decoder and the writer: 1 MiB of slack.
+pub const CHANNEL_DEPTH: usize = 16;
+
+pub struct FeedOptions {
+    pub decompression: Decompression,
+    pub feed: Feed,
+    /// Send the helper protocol's control lines and escapes.
+    pub helper_framing: bool,
+    pub fail_fast: bool,
+    /// Where decompressed files go for the "file paths" feed.
+    pub scratch: Option<PathBuf>,
+}
+
+/// Why feeding stopped before the last input.
+#[derive(Debug)]
+pub enum FeedStop {
+    /// The writer is gone: the child closed its stdin or exited.
+    ChildGone,
+    /// Cancelled from outside (signal, or the child exited while an input was being read).
+    Cancelled,
+    /// `--fail-fast` and an input failed.
+    InputFailed(String),
+}
+
+pub struct FeedResult {
+    pub inputs: Vec<InputReport>,
+    pub stop: Option<FeedStop>,
+}
+
+/// Reads every input in order, sending framed chunks to `tx`. Never fails as a whole: each
+/// input's fate goes into its report.
+pub async fn produce(
+    inputs: Vec<Input>,
+    opts: FeedOptions,
+    tx: mpsc::Sender<Vec<u8>>,
+    stop: CancellationToken,
+) -> FeedResult {
+    let mut reports: Vec<InputReport> = inputs.iter().map(|i| InputReport::new(&i.name)).collect();
+    let mut stopped = None;
+    for (index, input) in inputs.iter().enumerate() {
+        let report = &mut reports[index];
+        let started = Instant::now();
+        let result = tokio::select! {
+            r = feed_one(index, input, &opts, &tx, report) => r,
+            _ = stop.cancelled() => Err(FeedError::Stop(FeedStop::Cancelled)),
+        };
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok(()) => {
+                report.status = InputStatus::Processed;
+                tracing::debug!(input = %input.name, records = report.records, "input done");
+            }
+            Err(FeedError::Input(e)) => {
+                report.status = InputStatus::Failed;
+                let msg = format!("{e}");
+                tracing::error!(
+                    "input `{}` failed after {} records: {msg}",
+                    input.name,
+                    report.records
+                );
+                report.error = Some(msg.clone());
+                if opts.fail_fast {
+                    stopped = Some(FeedStop::InputFailed(format!(
+                        "input `{}` failed: {msg}",
+                        input.name
+                    )));
+                }
+            }
+            Err(FeedError::Stop(s)) => {
+                report.status = InputStatus::Failed;
+                report.error = Some(match s {
+                    FeedStop::ChildGone => {
+                        "the child stopped reading before this input was delivered".into()
+                    }
+                    FeedStop::Cancelled => {
+                        "the task was stopped while this input was being read".into()
+                    }
+                    FeedStop::InputFailed(ref m) => m.clone(),
+                });
+                stopped = Some(s);
+            }
+        }
+        if let Some(s) = &stopped {
+            let why = match s {
+                FeedStop::ChildGone => "not read: the child stopped reading its input",
+                FeedStop::Cancelled => "not read: the task was stopped",
+                FeedStop::InputFailed(_) => {
+                    "not read: an earlier input failed and --fail-fast is set"
+                }
+            };
+            for r in reports.iter_mut().skip(index + 1) {
+                r.error = Some(why.into());
+            }
+            break;
+        }
+    }
+    FeedResult {
+        inputs: reports,
+        stop: stopped,
+    }
+}
+
+enum FeedError {
+    Input(io::Error),
+    Stop(FeedStop),
+}
+
+impl From<io::Error> for FeedError {
+    fn from(e: io::Error) -> Self {
+        FeedError::Input(e)
+    }
+}
+
+async fn send(tx: &mpsc::Sender<Vec<u8>>, chunk: Vec<u8>) -> Result<(), FeedError> {
+    tx.send(chunk)
+        .await
+        .map_err(|_| FeedError::Stop(FeedStop::ChildGone))
+}
+
+async fn feed_one(
+    index: usize,
+    input: &Input,
+    opts: &FeedOptions,
+    tx: &mpsc::Sender<Vec<u8>>,
+    report: &mut InputReport,
+) -> Result<(), FeedError> {
+    let raw = input.open().await?;
+    let counted = Counted::new(raw);
+    let read_counter = counted.count.clone();
+    let (codec, mut reader) = decode::open(Box::pin(counted), opts.decompression).await?;
+    report.codec = Some(codec);
+    let result = match opts.feed {
+        Feed::Records => feed_records(index, input, opts, tx, report, &mut reader).await,
+        Feed::Paths => feed_path(index, input, opts, tx, report, &mut reader, codec).await,
+    };
+    report.bytes_read = read_counter.load(std::sync::atomic::Ordering::Relaxed);
+    result
+}
+
+async fn feed_records(
+    index: usize,
+    input: &Input,
+    opts: &FeedOptions,
+    tx: &mpsc::Sender<Vec<u8>>,
+    report: &mut InputReport,
+    reader: &mut ByteStream,
+) -> Result<(), FeedError> {
+    if opts.helper_framing {
+        send(tx, records::file_marker(index, &input.name)).await?;
+    }
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
+    // True while the bytes already sent end in the middle of a line longer than a chunk.
+    let mut mid_line = false;
+    loop {
+        let filled = buf.len();
+        buf.resize(CHUNK.max(filled + 1), 0);
+        let n = reader.read(&mut buf[filled..]).await?;
+        buf.truncate(filled + n);
+        if n == 0 {
+            if !buf.is_empty() {
+                // A last line without its newline is still a record.
+                buf.push(b'\n');
+                emit(tx, opts, report, std::mem::take(&mut buf), mid_line).await?;
+            } else if mid_line {
+                emit(tx, opts, report, b"\n".to_vec(), true).await?;
+            }
+            return Ok(());
+        }
+        match memrchr(b'\n', &buf) {
+            Some(pos) => {
+                let mut rest = Vec::with_capacity(CHUNK);
+                rest.extend_from_slice(&buf[pos + 1..]);
+                buf.truncate(pos + 1);
+                let whole = std::mem::replace(&mut buf, rest);
+                emit(tx, opts, report, whole, mid_line).await?;
+                mid_line = false;
+            }
+            // One line longer than a chunk: stream it through rather than hold it.
+            None if buf.len() >= CHUNK => {
+                let part = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK));
+                emit(tx, opts, report, part, mid_line).await?;
+                mid_line = true;
+            }
+            None => {}
+        }
+    }
+}
+
+async fn emit(
+    tx: &mpsc::Sender<Vec<u8>>,
+    opts: &FeedOptions,
+    report: &mut InputReport,
+    chunk: Vec<u8>,
+    continues_line: bool,
+) -> Result<(), FeedError> {
+    report.records += records::count_lines(&chunk);
+    report.bytes += chunk.len() as u64;
+    let chunk = if opts.helper_framing && memchr::memchr(0, &chunk).is_some() {
+        let mut out = Vec::with_capacity(chunk.len() + 16);
+        records::escape_into(&chunk, &mut out, !continues_line);
+        out
+    } else {
+        chunk
+    };
+    send(tx, chunk).await
+}
+
+/// The original binary mode: the child gets one ready local path per line. Compressed inputs
+/// are decompressed into the task's scratch directory first.
+async fn feed_path(
+    index: usize,
+    input: &Input,
+    opts: &FeedOptions,
+    tx: &mpsc::Sender<Vec<u8>>,
+    report: &mut InputReport,
+    reader: &mut ByteStream,
+    codec: decode::Codec,
+) -> Result<(), FeedError> {
+    let local = match (input.local_path(), codec) {
+        (Some(p), decode::Codec::Plain) => {
+            let p = std::fs::canonicalize(p)?;
+            let mut chunk = vec![0u8; CHUNK];
+            loop {
+                let n = reader.read(&mut chunk).await?;
+                if n == 0 {
+                    break;
+                }
+                report.records += records::count_lines(&chunk[..n]);
+                report.bytes += n as u64;
+            }
+            p
+        }
+        _ => {
+            let scratch = opts
+                .scratch
+                .as_ref()
+                .ok_or_else(|| io::Error::other("no scratch directory for decompressed files"))?;
+            let base = input.name.rsplit('/').next().unwrap_or("input");
+            let stem = base
+                .strip_suffix(".xz")
+                .or_else(|| base.strip_suffix(".gz"))
+                .or_else(|| base.strip_suffix(".zst"))
+                .or_else(|| base.strip_suffix(".bz2"))
+                .or_else(|| base.strip_suffix(".lzma"))
+                .unwrap_or(base);
+            let path = scratch.join(format!("{index:05}-{stem}"));
+            let mut file =
+                tokio::io::BufWriter::with_capacity(CHUNK, tokio::fs::File::create(&path).await?);
+            let mut chunk = vec![0u8; CHUNK];
+            loop {
+                let n = reader.read(&mut chunk).await?;
+                if n == 0 {
+                    break;
+                }
+                report.records += records::count_lines(&chunk[..n]);
+                report.bytes += n as u64;
+                file.write_all(&chunk[..n]).await?;
+            }
+            file.flush().await?;
+            path
+        }
+    };
+    let mut line = local.to_string_lossy().into_owned().into_bytes();
+    line.push(b'\n');
+    send(tx, line).await
+}
+
+/// Writes chunks to the child's stdin until the channel closes, then closes stdin so the
+/// child sees EOF. An error means the child stopped reading.
+pub async fn write_stdin(
+    mut stdin: ChildStdin,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+) -> io::Result<u64> {
+    let mut written = 0u64;
+    while let Some(chunk) = rx.recv().await {
+        stdin.write_all(&chunk).await?;
+        written += chunk.len() as u64;
+    }
+    stdin.shutdown().await?;
+    drop(stdin);
+    Ok(written)
+}
+
+/// Counts the bytes read through it (compressed bytes, for the report).
+struct Counted {
+    inner: ByteStream,
+    count: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Counted {
+    fn new(inner: ByteStream) -> Self {
+        Counted {
+            inner,
+            count: Arc::default(),
+        }
+    }
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = self.inner.as_mut().poll_read(cx, buf);
+        let n = (buf.filled().len() - before) as u64;
+        self.count
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        poll
+    }
+}
