@@ -96,10 +96,10 @@ mod tests {
         assert_eq!(out, b"a\0b\n\0=\0c\n\0=\0\nd\n");
         let mut out = Vec::new();
         escape_into(b"plain\n", &mut out, true);
+        assert_eq!(out, b"plain\n");
         let mut out = Vec::new();
         escape_into(b"\0rest of a long line\n\0x\n", &mut out, false);
         assert_eq!(out, b"\0rest of a long line\n\0=\0x\n");
-        assert_eq!(out, b"plain\n");
     }
 
     #[test]

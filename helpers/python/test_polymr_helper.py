@@ -1,0 +1,373 @@
+"""Tests of polymr_helper.py, run as the driver runs it: a real subprocess, real user scripts.
+
+    python3 -m unittest discover -s helpers/python        (from the repository root)
+"""
+import os
+import select
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import unittest
+
+HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "polymr_helper.py")
+
+
+def F(index, name, dims="[]"):
+    """A file control line."""
+    return b"\0F\t%d\t%s\t%s\n" % (index, dims.encode(), name.encode())
+
+
+class HelperTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def script(self, source, name="job.py"):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(textwrap.dedent(source))
+        return path
+
+    def args(self, role, script, *extra, user=()):
+        return [sys.executable, HELPER, "--role", role, "--script", script, *extra, "--", *user]
+
+    def run_helper(self, role, source, stdin, *extra, user=()):
+        env = dict(os.environ)
+        env.pop("PYTHONUNBUFFERED", None)
+        p = subprocess.run(self.args(role, self.script(source), *extra, user=user),
+                           input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env=env, cwd=self.dir, timeout=60)
+        return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+    def ok(self, role, source, stdin, *extra, user=()):
+        rc, out, err = self.run_helper(role, source, stdin, *extra, user=user)
+        self.assertEqual(rc, 0, err)
+        return out, err
+
+
+LEGACY_MAPPER = """
+def mapper(uuid, file, js):
+    return "%s %s %s" % (js["info"]["OS"], uuid, file)
+"""
+
+
+class MapTest(HelperTest):
+    def test_legacy_mapper_gets_uuid_file_and_parsed_json(self):
+        stdin = (F(0, "saved-session/Firefox/a.log", '["saved-session","Firefox"]')
+                 + b'u-1\t{"info":{"OS":"WINNT"}}\n'
+                 + b'u-2\t{"info":{"OS":"Linux"}}\n')
+        out, err = self.ok("map", LEGACY_MAPPER, stdin)
+        self.assertEqual(out, "WINNT u-1 saved-session/Firefox/a.log\n"
+                              "Linux u-2 saved-session/Firefox/a.log\n")
+        self.assertEqual(err, "")
+
+    def test_legacy_return_values(self):
+        source = """
+        def mapper(uuid, file, js):
+            return js
+        """
+        stdin = F(0, "f") + b'a\t"x\\n"\nb\tnull\nc\t""\nd\t"y"\ne\t7\nf\t0\n'
+        out, _ = self.ok("map", source, stdin)
+        self.assertEqual(out, "x\ny\n7\n")
+
+    def test_telemetry_map_writes_through_context(self):
+        source = """
+        def map(key, dims, value, context):
+            assert isinstance(value, str)
+            context.write(dims[0], {"uuid": key, "raw": value})
+        """
+        stdin = F(0, "f", '["saved-session","Firefox"]') + b'u-1\t{"a": 1}\n'
+        out, _ = self.ok("map", source, stdin)
+        self.assertEqual(out, 'saved-session\t{"uuid":"u-1","raw":"{\\"a\\": 1}"}\n')
+
+    def test_context_write_rejects_key_with_separator(self):
+        source = """
+        def map(key, dims, value, context):
+            context.write("a\\tb", 1)
+        """
+        rc, out, err = self.run_helper("map", source, F(0, "f") + b"u\t{}\n")
+        self.assertEqual(rc, 1)
+        self.assertIn("separator", err)
+
+    def test_invalid_records_are_reported_with_file_index_and_line(self):
+        source = """
+        def mapper(uuid, file, js):
+            return uuid + " ok"
+        """
+        stdin = (F(0, "first")
+                 + b'a\t{}\n'
+                 + b'b\t{not json\n'        # line 2
+                 + b'\n'                     # line 3: empty, skipped silently
+                 + b'no tab here\n'          # line 4
+                 + F(7, "second")
+                 + b'c\t[1,\n'               # line 1 of file 7
+                 + b'd\t{}\n'
+                 + b'e\t\xff\n')             # line 3: not UTF-8
+        rc, out, err = self.run_helper("map", source, stdin)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out, "a ok\nd ok\n")
+        reports = [l for l in err.splitlines() if l.startswith("polymr:invalid:")]
+        self.assertEqual([r.split(":")[2:4] for r in reports],
+                         [["0", "2"], ["0", "4"], ["7", "1"], ["7", "3"]])
+        self.assertIn("invalid JSON", reports[0])
+        self.assertIn("no TAB", reports[1])
+        self.assertEqual(len(err.splitlines()), 4, err)
+
+    def test_escaped_records(self):
+        source = """
+        def mapper(uuid, file, js):
+            return repr(uuid) + " " + str(js)
+        """
+        stdin = F(0, "f") + b'\0=\0abc\t1\n' + b'\0=plain\t2\n' + b'\0=bad\n'
+        rc, out, err = self.run_helper("map", source, stdin)
+        self.assertEqual(out, "'\\x00abc' 1\n'plain' 2\n")
+        self.assertIn("polymr:invalid:0:3:", err)
+
+    def test_crlf_line_endings(self):
+        source = """
+        def map(key, dims, value, context):
+            context.write(key, value)
+        """
+        stdin = F(0, "f") + b'u1\t{"a":1}\r\n\r\nu2\t[2]\r\n'
+        out, _ = self.ok("map", source, stdin)
+        self.assertEqual(out, 'u1\t"{\\"a\\":1}"\nu2\t"[2]"\n')
+        legacy = """
+        def mapper(uuid, file, js):
+            return "%s %r" % (uuid, js)
+        """
+        out, _ = self.ok("map", legacy, stdin)
+        self.assertEqual(out, "u1 {'a': 1}\nu2 [2]\n")
+
+    def test_lines_format(self):
+        legacy = """
+        def mapper(uuid, file, line):
+            return "%r %s %s" % (uuid, file, line)
+        """
+        stdin = F(0, "logs/a.txt") + b"first line\r\n\nsecond\tline\n" + b"last"
+        out, _ = self.ok("map", legacy, stdin, "--format", "lines")
+        self.assertEqual(out, "None logs/a.txt first line\nNone logs/a.txt second\tline\n"
+                              "None logs/a.txt last\n")
+        telemetry = """
+        def map(key, dims, value, context):
+            context.write(str(key), [dims, value])
+        """
+        out, _ = self.ok("map", telemetry, F(0, "x", '["a"]') + b"one\n", "--format", "lines")
+        self.assertEqual(out, 'None\t[["a"],"one"]\n')
+
+    def test_api_override_and_function_name(self):
+        source = """
+        def count(*args):
+            return "%d args" % len(args)
+        """
+        out, _ = self.ok("map", source, F(0, "f") + b"u\t{}\n",
+                         "--function", "count", "--api", "legacy")
+        self.assertEqual(out, "3 args\n")
+
+    def test_missing_function_fails(self):
+        rc, _, err = self.run_helper("map", "x = 1\n", b"")
+        self.assertEqual(rc, 1)
+        self.assertIn("`mapper`, `map`", err)
+
+    def test_user_exception_exits_1_with_traceback(self):
+        source = """
+        def inner(js):
+            raise RuntimeError("boom " + str(js))
+
+        def mapper(uuid, file, js):
+            return inner(js)
+        """
+        rc, out, err = self.run_helper("map", source, F(0, "f") + b"u\t42\n")
+        self.assertEqual(rc, 1)
+        self.assertIn("Traceback (most recent call last)", err)
+        self.assertIn("in inner", err)
+        self.assertIn("RuntimeError: boom 42", err)
+        self.assertNotIn("polymr_helper.py", err)
+
+    def test_user_arguments_reach_sys_argv_and_prints_go_to_stderr(self):
+        source = """
+        import sys
+        print("argv", sys.argv[1:])
+        SCRIPT = sys.argv[0]
+
+        def mapper(uuid, file, js):
+            print("log line")
+            return SCRIPT
+        """
+        out, err = self.ok("map", source, F(0, "f") + b"u\t{}\n", user=["--top", "5", "--"])
+        self.assertEqual(out, os.path.join(self.dir, "job.py") + "\n")
+        self.assertIn("argv ['--top', '5', '--']", err)
+        self.assertIn("log line", err)
+
+    def test_sibling_modules_import(self):
+        self.script("FACTOR = 3\n", name="shared_stuff.py")
+        source = """
+        import shared_stuff
+        def mapper(uuid, file, js):
+            return str(js * shared_stuff.FACTOR)
+        """
+        out, _ = self.ok("map", source, F(0, "f") + b"u\t2\n")
+        self.assertEqual(out, "6\n")
+
+    def test_closed_stdout_exits_quietly(self):
+        source = """
+        def mapper(uuid, file, js):
+            return "x" * 1000
+        """
+        p = subprocess.Popen(self.args("map", self.script(source)), stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p.stdout.close()
+        try:
+            p.stdin.write(F(0, "f") + b"u\t{}\n" * 200000)
+        except BrokenPipeError:
+            pass
+        try:
+            p.stdin.close()
+        except BrokenPipeError:
+            pass
+        with p.stderr:
+            err = p.stderr.read()
+        self.assertEqual(p.wait(timeout=60), 141)
+        self.assertEqual(err, b"")
+
+    def test_large_input_is_streamed(self):
+        source = """
+        def mapper(uuid, file, js):
+            return uuid
+        """
+        n = 50000
+        stdin = F(0, "f") + b"".join(b"%d\t{}\n" % i for i in range(n))
+        out, _ = self.ok("map", source, stdin)
+        self.assertEqual(out.split("\n")[:-1], [str(i) for i in range(n)])
+
+
+def read_line_within(stream, seconds):
+    """One line from a pipe, or None when nothing arrives in time."""
+    deadline = time.monotonic() + seconds
+    data = b""
+    fd = stream.fileno()
+    while not data.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return None
+        chunk = os.read(fd, 1)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode()
+
+
+class ReduceTest(HelperTest):
+    def test_legacy_reduce_with_space_separator(self):
+        source = """
+        def reduce(key, values):
+            return "%s %d" % (key, sum(int(v or 0) for v in values))
+        """
+        stdin = b"Darwin 1\nLinux 1\nLinux 2\n\nWINNT 1\r\nWINNT 1\nWINNT 1\nlonely\n"
+        out, _ = self.ok("reduce", source, stdin, "--separator", " ")
+        self.assertEqual(out, "Darwin 1\nLinux 3\nWINNT 3\nlonely 0\n")
+
+    def test_legacy_values_are_a_list_of_raw_strings(self):
+        source = """
+        def reduce(key, values):
+            return key + "=" + repr(values)
+        """
+        out, _ = self.ok("reduce", source, b'k {"a": 1}\nk two words\n', "--separator", " ")
+        self.assertEqual(out, "k=['{\"a\": 1}', 'two words']\n")
+
+    TELEMETRY_REDUCER = """
+    def setup_reduce(context):
+        context.write("setup", None)
+
+    def reduce(key, values, context):
+        total = 0
+        kinds = []
+        for v in values:
+            kinds.append(type(v).__name__)
+            total += v if isinstance(v, int) else 0
+        context.write(key, {"total": total, "kinds": kinds})
+    """
+
+    def test_telemetry_reduce_gets_json_decoded_values(self):
+        stdin = b'a\t1\na\t2\nb\t{"x":1}\nb\t5\nc\tnot json\nd\n'
+        out, _ = self.ok("reduce", self.TELEMETRY_REDUCER, stdin)
+        self.assertEqual(out, 'setup\tnull\n'
+                              'a\t{"total":3,"kinds":["int","int"]}\n'
+                              'b\t{"total":5,"kinds":["dict","int"]}\n'
+                              'c\t{"total":0,"kinds":["str"]}\n'
+                              'd\t{"total":0,"kinds":["str"]}\n')
+
+    def test_combine_prefers_combine_and_setup_reduce_runs(self):
+        source = """
+        def setup_reduce(context):
+            context.write("setup", 1)
+
+        def combine(key, values, context):
+            context.write(key, sum(values))
+
+        def reduce(key, values, context):
+            raise AssertionError("combine must be used")
+        """
+        out, _ = self.ok("combine", source, b"a\t1\na\t2\nb\t3\n")
+        self.assertEqual(out, "setup\t1\na\t3\nb\t3\n")
+
+    def test_combine_falls_back_to_reduce(self):
+        source = """
+        def reduce(key, values, context):
+            context.write(key, [v for v in values])
+        """
+        out, _ = self.ok("combine", source, b"a\t1\na\t[2]\n")
+        self.assertEqual(out, "a\t[1,[2]]\n")
+
+    def test_values_are_a_one_pass_iterator_and_may_be_left_unread(self):
+        source = """
+        def reduce(key, values, context):
+            first = next(values)
+            if key == "all":
+                context.write(key, [first] + list(values) + list(values))
+            else:
+                context.write(key, first)
+        """
+        stdin = b"all\t1\nall\t2\nfew\t1\nfew\t2\nfew\t3\nnone\t9\nnone\t8\n"
+        out, _ = self.ok("reduce", source, stdin)
+        self.assertEqual(out, "all\t[1,2]\nfew\t1\nnone\t9\n")
+
+    def test_values_are_streamed_from_stdin(self):
+        source = """
+        import sys
+        def reduce(key, values, context):
+            for v in values:
+                sys.stderr.write("got %s\\n" % v)
+                sys.stderr.flush()
+        """
+        p = subprocess.Popen(self.args("reduce", self.script(source)), stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            for i in range(3):
+                p.stdin.write(b"k\t%d\n" % i)
+                p.stdin.flush()
+                self.assertEqual(read_line_within(p.stderr, 20), "got %d\n" % i)
+            p.stdin.close()
+            self.assertEqual(p.wait(timeout=20), 0)
+        finally:
+            p.kill()
+            p.wait()
+            for s in (p.stdin, p.stdout, p.stderr):
+                s.close()
+
+    def test_reduce_exception_exits_1(self):
+        source = """
+        def reduce(key, values):
+            return 1 / 0
+        """
+        rc, _, err = self.run_helper("reduce", source, b"a 1\n", "--separator", " ")
+        self.assertEqual(rc, 1)
+        self.assertIn("ZeroDivisionError", err)
+
+
+if __name__ == "__main__":
+    unittest.main()

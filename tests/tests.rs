@@ -1,0 +1,8 @@
+//! One integration-test binary, a module per area. Every test runs the real `polymr` binary
+//! against real child processes and real files in a temporary directory.
+
+mod util;
+
+mod config;
+mod failures;
+mod map;
