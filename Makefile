@@ -9,8 +9,7 @@ POLYMR      := target/release/polymr
 NATIVE      := custom-mappers/os_count_c
 SAMPLE      := examples/data
 DEMO_OUT    := target/demo/result.txt
-# The sample's data directories (not its manifest.json / expected_os_counts.tsv).
-DEMO_INPUT  ?= $(sort $(wildcard $(SAMPLE)/*/))
+DEMO_INPUT  ?= $(SAMPLE)
 # Commands the tests need, and the Debian package that provides each.
 TEST_CMDS   := xz:xz-utils gzip:gzip zstd:zstd bzip2:bzip2 $(CC):gcc mawk:mawk \
                $(PYTHON):python3 node:nodejs
@@ -33,7 +32,7 @@ $(NATIVE): custom-mappers/os_count.c
 	$(CC) $(CFLAGS) -o $@ $<
 
 sample: ## regenerate the bundled sample data in examples/data
-	$(PYTHON) examples/gen_sample.py --out $(SAMPLE) --invalid 3 --clean
+	$(PYTHON) examples/gen_sample.py --out $(SAMPLE) --meta examples --invalid 3 --clean
 
 demo: build native ## count pings per OS in the bundled sample
 	@mkdir -p $(dir $(DEMO_OUT))
@@ -41,8 +40,8 @@ demo: build native ## count pings per OS in the bundled sample
 	@echo
 	@echo "== $(DEMO_OUT), sorted (distinct lines, with how many times each occurs):"
 	@LC_ALL=C sort $(DEMO_OUT) | uniq -c
-	@echo "== expected pings per OS ($(SAMPLE)/expected_os_counts.tsv):"
-	@cat $(SAMPLE)/expected_os_counts.tsv
+	@echo "== expected pings per OS (examples/expected_os_counts.tsv):"
+	@cat examples/expected_os_counts.tsv
 
 test-deps: ## install what the tests need (Debian, apt-get) when it is missing
 	@missing=""; \
@@ -66,7 +65,7 @@ test-deps: ## install what the tests need (Debian, apt-get) when it is missing
 test: test-deps native ## run the whole test suite (Rust, Python helper, JS helper)
 	$(CARGO) test --release
 	$(PYTHON) -m unittest discover -s helpers/python -v
-	node --test helpers/js/
+	node --test helpers/js/test_polymr_helper.js
 
 lint: ## check formatting and clippy warnings
 	$(CARGO) fmt --check

@@ -245,7 +245,10 @@ def gen_file(a, n, comp, invalid):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True, help="output directory")
+    ap.add_argument("--out", required=True, help="output directory (data files only)")
+    ap.add_argument("--meta", default=None,
+                    help="where manifest.json and expected_os_counts.tsv go (default: OUT); "
+                         "keeping them out of OUT lets `polymr run OUT` read OUT whole")
     ap.add_argument("--files", type=int, default=12, help="number of files (default 12)")
     ap.add_argument("--lines", type=int, default=500,
                     help="valid records per file (default 500)")
@@ -271,8 +274,9 @@ def main(argv=None):
     if a.invalid and not 0 <= a.invalid_file < a.files:
         ap.error("--invalid-file must be in [0, --files)")
 
+    meta = a.meta or a.out
     if a.clean:
-        clean(a.out)
+        clean(a.out, meta)
     os.makedirs(a.out, exist_ok=True)
     files = [gen_file(a, n, comps[n % len(comps)], a.invalid if n == a.invalid_file else 0)
              for n in range(a.files)]
@@ -281,17 +285,17 @@ def main(argv=None):
     for f in files:
         for k, v in f["os_counts"].items():
             counts[k] = counts.get(k, 0) + v
-    with open(os.path.join(a.out, "expected_os_counts.tsv"), "w", newline="\n") as fh:
+    with open(os.path.join(meta, "expected_os_counts.tsv"), "w", newline="\n") as fh:
         for k in sorted(counts):
             fh.write("%s\t%d\n" % (k, counts[k]))
-    params = {k: v for k, v in vars(a).items() if k not in ("out", "clean")}
+    params = {k: v for k, v in vars(a).items() if k not in ("out", "meta", "clean")}
     total = {"files": len(files), "records": sum(f["records"] for f in files),
              "valid": sum(f["valid"] for f in files),
              "invalid": sum(f["invalid"] for f in files),
              "bytes": sum(f["bytes"] for f in files),
              "compressed_bytes": sum(f["compressed_bytes"] for f in files),
              "os_counts": dict(sorted(counts.items()))}
-    with open(os.path.join(a.out, "manifest.json"), "w", newline="\n") as fh:
+    with open(os.path.join(meta, "manifest.json"), "w", newline="\n") as fh:
         json.dump({"generator": "examples/gen_sample.py", "params": params,
                    "total": total, "files": files}, fh, indent=1, sort_keys=False)
         fh.write("\n")
@@ -301,9 +305,9 @@ def main(argv=None):
     return 0
 
 
-def clean(out):
-    """Remove the data files listed in OUT/manifest.json and the empty dirs left."""
-    manifest = os.path.join(out, "manifest.json")
+def clean(out, meta):
+    """Remove the data files listed in META/manifest.json and the empty dirs left."""
+    manifest = os.path.join(meta, "manifest.json")
     if not os.path.exists(manifest):
         return
     with open(manifest) as fh:

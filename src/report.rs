@@ -102,6 +102,15 @@ pub struct TaskReport {
     pub status_message: Option<String>,
     pub started_at_unix_ms: u128,
     pub duration_ms: u64,
+    /// The driver's own peak resident memory (children not included).
+    pub driver_peak_rss_bytes: u64,
+}
+
+/// Peak RSS of this process so far.
+pub fn driver_peak_rss() -> u64 {
+    nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)
+        .map(|u| u64::try_from(u.max_rss()).unwrap_or(0) * 1024)
+        .unwrap_or(0)
 }
 
 impl TaskReport {

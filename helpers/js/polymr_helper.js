@@ -35,7 +35,7 @@ function parseArgs(argv) {
   for (let i = 0; i < own.length; i++) {
     const arg = own[i];
     if (arg === '-h' || arg === '--help') {
-      fs.writeSync(2, USAGE);
+      logLine(USAGE);
       process.exit(0);
     }
     if (!arg.startsWith('--')) throw new UsageError(`unexpected argument ${JSON.stringify(arg)} (user arguments go after \`--\`)`);
@@ -93,10 +93,18 @@ function writeAll(fd, buf) {
       off += fs.writeSync(fd, buf, off, buf.length - off);
     } catch (e) {
       if (e.code === 'EAGAIN') { sleep(1); continue; }
-      if (e.code === 'EPIPE') stdoutClosed();
+      if (e.code === 'EPIPE') {
+        if (fd === 1) stdoutClosed();
+        return; // nobody reads stderr any more: drop the log line
+      }
       throw e;
     }
   }
+}
+
+/** A line for stderr, written at once so that it interleaves whole with user logs. */
+function logLine(text) {
+  writeAll(2, Buffer.from(text, 'utf8'));
 }
 
 /** Text for stdout, gathered into ~64 KiB writes. */
@@ -261,11 +269,11 @@ class FileState {
         return;
       }
     }
-    fs.writeSync(2, `polymr helper: ignoring a malformed control line: ${JSON.stringify(line.slice(0, 80))}\n`);
+    logLine(`polymr helper: ignoring a malformed control line: ${JSON.stringify(line.slice(0, 80))}\n`);
   }
   invalid(lineno, message) {
     message = String(message).replace(/[\r\n]+/g, ' ');
-    fs.writeSync(2, `polymr:invalid:${this.index}:${lineno}:${message}\n`);
+    logLine(`polymr:invalid:${this.index}:${lineno}:${message}\n`);
   }
 }
 
@@ -468,7 +476,7 @@ function printError(e) {
     try { s = String(e); } catch (_) { s = Object.prototype.toString.call(e); }
     text = 'Uncaught ' + s;
   }
-  fs.writeSync(2, text + '\n');
+  logLine(text + '\n');
 }
 
 function main() {
@@ -477,7 +485,7 @@ function main() {
     parsed = parseArgs(process.argv.slice(2));
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
-    fs.writeSync(2, `polymr helper: ${e.message}\n${USAGE}`);
+    logLine(`polymr helper: ${e.message}\n${USAGE}`);
     return 2;
   }
   const { opts, user } = parsed;
@@ -492,6 +500,10 @@ function main() {
   const input = new Input(0);
   const script = path.resolve(opts.script);
   process.argv = [process.argv[0], script].concat(user);
+  if (!fs.statSync(script, { throwIfNoEntry: false })?.isFile()) {
+    logLine(`polymr helper: no such script: ${opts.script}\n`);
+    return 1;
+  }
   try {
     const exp = require(script);
     const { fn, api } = pickFunction(exp, script, opts.role, opts.function, opts.api);
@@ -505,7 +517,7 @@ function main() {
     }
     out.flush();
   } catch (e) {
-    if (e instanceof NoFunction) fs.writeSync(2, `polymr helper: ${e.message}\n`);
+    if (e instanceof NoFunction) logLine(`polymr helper: ${e.message}\n`);
     else printError(e);
     return 1;
   }

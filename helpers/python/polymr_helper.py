@@ -363,7 +363,6 @@ def map_generic(inp, out, fn, api, fmt, sep, err):
     """The other map combinations: legacy/lines, telemetry/telemetry, telemetry/lines."""
     state = FileState()
     lineno = 0
-    loads = json.loads
     parts = out.parts
     append = parts.append
     flush = out.flush
@@ -392,14 +391,7 @@ def map_generic(inp, out, fn, api, fmt, sep, err):
                 invalid(err, state, lineno, "no TAB between the uuid and the JSON")
                 continue
             key = rec[:i].decode("utf-8", "surrogateescape")
-            if telemetry:
-                value = rec[i + 1:].decode("utf-8", "surrogateescape")
-            else:
-                try:
-                    value = loads(rec[i + 1:])
-                except ValueError as e:
-                    invalid(err, state, lineno, "invalid JSON: %s" % e)
-                    continue
+            value = rec[i + 1:].decode("utf-8", "surrogateescape")
         if telemetry:
             fn(key, state.dims, value, ctx)
         else:
@@ -555,12 +547,15 @@ def reduce_telemetry(inp, out, fn, sep, setup):
 # --- main ---------------------------------------------------------------------------------
 
 def print_user_traceback(exc):
-    """The traceback without the helper's own outer frames."""
+    """The traceback without the outer frames of the helper and of importlib."""
     import traceback
 
     tb = exc.__traceback__
     me = os.path.abspath(__file__)
-    while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename) == me:
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if not (filename.startswith("<frozen importlib") or os.path.abspath(filename) == me):
+            break
         tb = tb.tb_next
     sys.stderr.write("".join(traceback.format_exception(type(exc), exc, tb)))
 
@@ -576,6 +571,13 @@ def main():
     # becomes stderr, so stray writes are log lines and never corrupt the records.
     out_fd = os.dup(1)
     os.dup2(2, 1)
+    for fd in (0, out_fd):
+        # An inherited O_NONBLOCK would make reads and writes fail with EAGAIN.
+        try:
+            if not os.get_blocking(fd):
+                os.set_blocking(fd, True)
+        except OSError:
+            pass
     sys.stdout = sys.stderr
     out = Output(out_fd)
     err = sys.stderr.write
@@ -583,6 +585,9 @@ def main():
 
     role = opts["role"]
     sys.argv = [os.path.abspath(opts["script"])] + user_args
+    if not os.path.isfile(opts["script"]):
+        sys.stderr.write("polymr helper: no such script: %s\n" % opts["script"])
+        return 1
     try:
         module = load_script(opts["script"])
         fn, api = pick_function(module, role, opts["function"], opts["api"])

@@ -64,6 +64,7 @@ pub async fn run_map_task(task: MapTask<'_>) -> MapTaskOutcome {
         status_message: None,
         started_at_unix_ms,
         duration_ms: 0,
+        driver_peak_rss_bytes: 0,
     };
     let names: Vec<String> = task.inputs.iter().map(|i| i.name.clone()).collect();
     match execute(&task, &mut report).await {
@@ -102,6 +103,7 @@ pub async fn run_map_task(task: MapTask<'_>) -> MapTaskOutcome {
         }
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
+    report.driver_peak_rss_bytes = crate::report::driver_peak_rss();
     MapTaskOutcome { report }
 }
 
