@@ -19,3 +19,4 @@ pub mod report;
 pub mod settings;
 pub mod signals;
 pub mod task;
+pub mod shuffle;

@@ -183,3 +183,14 @@ pub fn human_bytes(n: u64) -> String {
         format!("{v:.1} {}", UNITS[u])
     }
 }
+
+/// Adds `from` into `into`.
+pub fn merge_counters(into: &mut crate::process::Counters, from: &crate::process::Counters) {
+    for (group, counters) in from {
+        let g = into.entry(group.clone()).or_default();
+        for (name, v) in counters {
+            let slot = g.entry(name.clone()).or_default();
+            *slot = slot.saturating_add(*v);
+        }
+    }
+}

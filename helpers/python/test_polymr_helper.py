@@ -75,6 +75,17 @@ class MapTest(HelperTest):
         out, _ = self.ok("map", source, stdin)
         self.assertEqual(out, "x\ny\n7\n")
 
+    def test_undecodable_bytes_round_trip_and_lone_surrogates_do_not_crash(self):
+        source = """
+        def mapper(uuid, file, js):
+            return uuid + " " + js
+        """
+        p = subprocess.run(self.args("map", self.script(source)),
+                           input=F(0, "f") + b'\xff\xfe\t"\\ud83d!"\n',
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout, b"\xff\xfe \xef\xbf\xbd!\n")
+
     def test_telemetry_map_writes_through_context(self):
         source = """
         def map(key, dims, value, context):

@@ -8,16 +8,16 @@ use crate::exit;
 use crate::output::write_atomic;
 use crate::report::{TaskReport, TaskStatus};
 use crate::settings::MapSettings;
-use crate::task::{run_map_task, MapTask};
+use crate::task::{run_map_task, MapOutput, MapTask};
 
 pub async fn map(args: MapArgs, cancel: CancellationToken) -> anyhow::Result<u8> {
     let s = MapSettings::resolve(args)?;
     tracing::info!(config = %s.job.path.display(), inputs = s.inputs.len(), "map task starting");
     let outcome = run_map_task(MapTask {
         job: &s.job,
-        command: s.command,
+        command: &s.command,
         inputs: s.inputs,
-        output: s.output.clone(),
+        output: MapOutput::File(s.output.clone()),
         env: s.env,
         fail_fast: s.fail_fast,
         cancel,

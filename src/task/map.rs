@@ -1,30 +1,33 @@
-//! One map task: ONE long-lived mapper child fed every input of the task in turn, its output
-//! written to a temporary file that is published only if the task succeeds.
+//! One map task: ONE long-lived mapper child fed every input of the task in turn. Its output
+//! goes to a file published only if the task succeeds, or into the shuffle as sorted runs.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::feed::{self, FeedOptions, FeedStop, CHANNEL_DEPTH, CHUNK};
+use super::drive::{drive, with_tail, Stopped};
+use super::feed::{self, FeedOptions, FeedStop};
+use super::sink::{copy_to_file, shuffle_sink, ShuffleOut, ShuffleSpec};
 use crate::config::{Feed, JobConfig};
 use crate::input::Input;
 use crate::output::AtomicFile;
-use crate::process::{drain_stderr, ChildCommand, ExitInfo, Spawned, StderrSummary, TaskEnv};
-use crate::report::{ChildReport, InputStatus, TaskReport, TaskStatus};
+use crate::process::{ChildCommand, TaskEnv};
+use crate::report::{ChildReport, InputReport, InputStatus, TaskReport, TaskStatus};
+use crate::shuffle::Runs;
 
-/// How long a child gets between SIGTERM and SIGKILL.
-const GRACE: Duration = Duration::from_secs(5);
-/// Output buffer between the child's stdout and the result file.
-const OUTPUT_BUFFER: usize = 256 * 1024;
+pub enum MapOutput {
+    /// The mapper's output, as is, published atomically at this path.
+    File(PathBuf),
+    /// Partitioned, sorted runs for the reducers.
+    Shuffle(ShuffleSpec),
+}
 
 pub struct MapTask<'a> {
     pub job: &'a JobConfig,
-    pub command: ChildCommand,
+    pub command: &'a ChildCommand,
     pub inputs: Vec<Input>,
-    pub output: PathBuf,
+    pub output: MapOutput,
     pub env: TaskEnv,
     pub fail_fast: bool,
     /// Cancelled on the first SIGINT/SIGTERM.
@@ -33,28 +36,30 @@ pub struct MapTask<'a> {
 
 pub struct MapTaskOutcome {
     pub report: TaskReport,
+    /// The shuffle runs, when the task succeeded and fed the shuffle.
+    pub runs: Option<Runs>,
 }
 
-/// Runs the task to its end. Errors come back inside the report, never as a panic; the
-/// output is published only when the report's status is `Succeeded`.
-pub async fn run_map_task(task: MapTask<'_>) -> MapTaskOutcome {
-    let started = Instant::now();
-    let started_at_unix_ms = SystemTime::now()
+pub(crate) fn unix_ms() -> u128 {
+    SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_millis())
-        .unwrap_or(0);
-    let mut report = TaskReport {
+        .unwrap_or(0)
+}
+
+pub(crate) fn new_report(kind: &'static str, job: &JobConfig, env: &TaskEnv, output: PathBuf, command: &ChildCommand) -> TaskReport {
+    TaskReport {
         polymr_version: env!("CARGO_PKG_VERSION"),
-        kind: "map",
-        job_id: task.env.job_id.clone(),
-        attempt_id: task.env.attempt_id.clone(),
+        kind,
+        job_id: env.job_id.clone(),
+        attempt_id: env.attempt_id.clone(),
         status: TaskStatus::Failed,
         error: None,
-        config: task.job.path.clone(),
-        output: task.output.clone(),
+        config: job.path.clone(),
+        output,
         published: false,
         child: Some(ChildReport {
-            command: task.command.program_display(),
+            command: command.program_display(),
             exit: None,
             stderr_tail: Vec::new(),
         }),
@@ -62,100 +67,98 @@ pub async fn run_map_task(task: MapTask<'_>) -> MapTaskOutcome {
         totals: Default::default(),
         counters: Default::default(),
         status_message: None,
-        started_at_unix_ms,
+        started_at_unix_ms: unix_ms(),
         duration_ms: 0,
         driver_peak_rss_bytes: 0,
+    }
+}
+
+/// Runs the task to its end. Errors come back inside the report, never as a panic; the
+/// output is published only when the report's status is `Succeeded`.
+pub async fn run_map_task(task: MapTask<'_>) -> MapTaskOutcome {
+    let started = Instant::now();
+    let out_path = match &task.output {
+        MapOutput::File(p) => p.clone(),
+        MapOutput::Shuffle(s) => s.sort.dir.clone(),
     };
+    let mut report = new_report("map", task.job, &task.env, out_path, task.command);
     let names: Vec<String> = task.inputs.iter().map(|i| i.name.clone()).collect();
+    let mut runs = None;
     match execute(&task, &mut report).await {
-        Ok(out) => {
-            report.status = TaskStatus::Succeeded;
-            match out.publish() {
-                Ok(()) => report.published = true,
-                Err(e) => {
-                    report.status = TaskStatus::Failed;
-                    report.error = Some(format!(
-                        "failed to publish `{}`: {e}",
-                        task.output.display()
-                    ));
-                }
+        Ok(Done::File(out)) => match out.publish() {
+            Ok(()) => {
+                report.status = TaskStatus::Succeeded;
+                report.published = true;
             }
+            Err(e) => report.error = Some(format!("failed to publish `{}`: {e}", report.output.display())),
+        },
+        Ok(Done::Shuffle(r)) => {
+            report.status = TaskStatus::Succeeded;
+            runs = Some(r);
         }
         Err(TaskFailure::Interrupted) => {
             report.status = TaskStatus::Interrupted;
-            report.error = Some(
-                "interrupted by a signal; the mapper was stopped and nothing was published".into(),
-            );
+            report.error = Some("interrupted by a signal; the mapper was stopped and nothing was published".into());
         }
-        Err(TaskFailure::Failed(msg)) => {
-            report.status = TaskStatus::Failed;
-            report.error = Some(msg);
-        }
+        Err(TaskFailure::Failed(msg)) => report.error = Some(msg),
     }
     if report.inputs.is_empty() {
         // The task failed before feeding: every input is reported, none is lost silently.
-        report.inputs = names
-            .iter()
-            .map(|n| crate::report::InputReport::new(n))
-            .collect();
+        report.inputs = names.iter().map(|n| InputReport::new(n)).collect();
         for i in &mut report.inputs {
             i.error = Some("not read: the task failed before reading its inputs".into());
         }
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
     report.driver_peak_rss_bytes = crate::report::driver_peak_rss();
-    MapTaskOutcome { report }
+    MapTaskOutcome { report, runs }
 }
 
-enum TaskFailure {
+pub(crate) enum TaskFailure {
     Interrupted,
     Failed(String),
 }
 
-async fn execute(task: &MapTask<'_>, report: &mut TaskReport) -> Result<AtomicFile, TaskFailure> {
-    let out = AtomicFile::create(&task.output).map_err(|e| {
-        TaskFailure::Failed(format!(
-            "failed to create the output beside `{}`: {e}",
-            task.output.display()
-        ))
-    })?;
-    let out_file = out
-        .reopen()
-        .map_err(|e| TaskFailure::Failed(format!("failed to open the temporary output: {e}")))?;
+enum Done {
+    File(AtomicFile),
+    Shuffle(Runs),
+}
+
+enum Sunk {
+    File((u64, u64)),
+    Shuffle(ShuffleOut),
+}
+
+fn fail(msg: impl Into<String>) -> TaskFailure {
+    TaskFailure::Failed(msg.into())
+}
+
+async fn execute(task: &MapTask<'_>, report: &mut TaskReport) -> Result<Done, TaskFailure> {
+    let file_out = match &task.output {
+        MapOutput::File(path) => {
+            let out = AtomicFile::create(path)
+                .map_err(|e| fail(format!("failed to create the output beside `{}`: {e}", path.display())))?;
+            let file = out.reopen().map_err(|e| fail(format!("failed to open the temporary output: {e}")))?;
+            Some((out, tokio::fs::File::from_std(file)))
+        }
+        MapOutput::Shuffle(spec) => {
+            std::fs::create_dir_all(&spec.sort.dir)
+                .map_err(|e| fail(format!("failed to create `{}`: {e}", spec.sort.dir.display())))?;
+            None
+        }
+    };
     let scratch = match task.job.feed {
         Feed::Paths => Some(
             tempfile::Builder::new()
                 .prefix("polymr-scratch-")
                 .tempdir()
-                .map_err(|e| {
-                    TaskFailure::Failed(format!("failed to create a scratch directory: {e}"))
-                })?,
+                .map_err(|e| fail(format!("failed to create a scratch directory: {e}")))?,
         ),
         Feed::Records => None,
     };
     if let Some(s) = &scratch {
         crate::process::register_temp(s.path());
     }
-
-    let mut child = Spawned::spawn(&task.command).map_err(|e| {
-        TaskFailure::Failed(format!(
-            "failed to start the mapper `{}`: {e}",
-            task.command.program.display()
-        ))
-    })?;
-    tracing::info!(pid = child.pid(), command = %task.command.program_display(), "mapper started");
-    let (stdin, stdout, stderr) =
-        match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
-            (Some(i), Some(o), Some(e)) => (i, o, e),
-            _ => {
-                return Err(TaskFailure::Failed(
-                    "the mapper's pipes were not set up".into(),
-                ))
-            }
-        };
-
-    let stop_feeding = CancellationToken::new();
-    let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     let opts = FeedOptions {
         decompression: task.job.decompression,
         feed: task.job.feed,
@@ -163,149 +166,96 @@ async fn execute(task: &MapTask<'_>, report: &mut TaskReport) -> Result<AtomicFi
         fail_fast: task.fail_fast,
         scratch: scratch.as_ref().map(|s| s.path().to_path_buf()),
     };
-    let fail_fast_hit = CancellationToken::new();
-    let producer = {
-        let inputs = task.inputs.clone();
-        let stop = stop_feeding.clone();
-        let hit = fail_fast_hit.clone();
-        tokio::spawn(async move {
-            let r = feed::produce(inputs, opts, tx, stop).await;
-            if matches!(r.stop, Some(FeedStop::InputFailed(_))) {
-                hit.cancel();
-            }
-            r
-        })
-    };
-    let writer = tokio::spawn(feed::write_stdin(stdin, rx));
-    let copier = tokio::spawn(copy_output(stdout, tokio::fs::File::from_std(out_file)));
-    let drainer = tokio::spawn(drain_stderr(stderr, "mapper"));
-
-    let mut stopped_by_us = None;
-    let exit: std::io::Result<ExitInfo> = tokio::select! {
-        r = child.wait() => r,
-        _ = task.cancel.cancelled() => {
-            stopped_by_us = Some(TaskFailure::Interrupted);
-            child.terminate(GRACE).await
+    let abort = CancellationToken::new();
+    let inputs = task.inputs.clone();
+    let trip = abort.clone();
+    let producer = move |tx, stop| async move {
+        let r = feed::produce(inputs, opts, tx, stop).await;
+        if matches!(r.stop, Some(FeedStop::InputFailed(_))) {
+            trip.cancel();
         }
-        _ = fail_fast_hit.cancelled() => {
-            stopped_by_us = Some(TaskFailure::Failed(String::new()));
-            child.terminate(GRACE).await
+        r
+    };
+    let (file_out, sink_file) = match file_out {
+        Some((out, f)) => (Some(out), Some(f)),
+        None => (None, None),
+    };
+    let shuffle = match &task.output {
+        MapOutput::Shuffle(spec) => Some(spec.clone()),
+        MapOutput::File(_) => None,
+    };
+    let cancel = task.cancel.clone();
+    let consumer = move |stdout| async move {
+        match (sink_file, shuffle) {
+            (Some(f), _) => copy_to_file(stdout, f).await.map(Sunk::File),
+            (None, Some(spec)) => shuffle_sink(stdout, spec, cancel).await.map(Sunk::Shuffle),
+            (None, None) => Err(std::io::Error::other("no output configured")),
         }
     };
-    stop_feeding.cancel();
+    let driven = drive(task.command, "mapper", producer, consumer, &task.cancel, &abort)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    if let Some(s) = &scratch {
+        crate::process::unregister_temp(s.path());
+    }
 
-    let fed = producer
-        .await
-        .map_err(|e| TaskFailure::Failed(format!("internal error in the input feeder: {e}")))?;
-    let written = writer
-        .await
-        .map_err(|e| TaskFailure::Failed(format!("internal error in the stdin writer: {e}")))?;
-    let copied = copier
-        .await
-        .map_err(|e| TaskFailure::Failed(format!("internal error in the output copier: {e}")))?;
-    let stderr: StderrSummary = drainer.await.unwrap_or_default();
-    scratch.inspect(|s| crate::process::unregister_temp(s.path()));
-
+    let child_failure = driven.child_failure("mapper");
+    let fed = driven.produced;
     report.inputs = fed.inputs;
-    for (index, (count, samples)) in &stderr.invalid {
+    for (index, (count, samples)) in &driven.stderr.invalid {
         if let Some(r) = report.inputs.get_mut(*index) {
             r.invalid_records = *count;
             r.invalid_samples = samples.clone();
         }
     }
-    report.counters = stderr.counters.clone();
-    report.status_message = stderr.status.clone();
-    let (out_records, out_bytes) = copied.as_ref().map(|c| *c).unwrap_or((0, 0));
+    report.counters = driven.stderr.counters.clone();
+    report.status_message = driven.stderr.status.clone();
+    let (out_records, out_bytes) = match &driven.consumed {
+        Ok(Sunk::File(c)) => *c,
+        Ok(Sunk::Shuffle(s)) => (s.runs.records, s.runs.bytes),
+        Err(_) => (0, 0),
+    };
     report.compute_totals(out_records, out_bytes);
+    if let Ok(Sunk::Shuffle(s)) = &driven.consumed {
+        crate::report::merge_counters(&mut report.counters, &s.combiner_counters);
+    }
     if let Some(c) = report.child.as_mut() {
-        c.exit = exit.as_ref().ok().copied();
-        c.stderr_tail = stderr.tail.iter().cloned().collect();
+        c.exit = driven.exit.as_ref().ok().copied();
+        c.stderr_tail = driven.stderr.tail.iter().cloned().collect();
     }
 
-    match stopped_by_us {
-        Some(TaskFailure::Interrupted) => return Err(TaskFailure::Interrupted),
-        Some(TaskFailure::Failed(_)) => {
+    match driven.stopped {
+        Some(Stopped::Cancelled) => return Err(TaskFailure::Interrupted),
+        Some(Stopped::Aborted) => {
             let msg = match fed.stop {
                 Some(FeedStop::InputFailed(m)) => m,
                 _ => "an input failed".into(),
             };
-            return Err(TaskFailure::Failed(format!(
-                "{msg} (--fail-fast: the mapper was stopped)"
-            )));
+            return Err(fail(format!("{msg} (--fail-fast: the mapper was stopped)")));
         }
         None => {}
     }
-    let exit =
-        exit.map_err(|e| TaskFailure::Failed(format!("failed to wait for the mapper: {e}")))?;
-    if !exit.success() {
-        return Err(TaskFailure::Failed(with_tail(
-            format!("the mapper failed with {exit}"),
-            &stderr,
-        )));
+    if let Some(e) = child_failure {
+        return Err(fail(e));
     }
     // The mapper exited cleanly but did not take all its input: records would be lost.
-    let not_delivered = matches!(
-        fed.stop,
-        Some(FeedStop::ChildGone) | Some(FeedStop::Cancelled)
-    ) || written.is_err();
+    let not_delivered = matches!(fed.stop, Some(FeedStop::ChildGone) | Some(FeedStop::Cancelled)) || driven.written.is_err();
     if not_delivered {
-        let delivered = report
-            .inputs
-            .iter()
-            .filter(|i| i.status == InputStatus::Processed)
-            .count();
-        let why = written.err().map(|e| format!(" ({e})")).unwrap_or_default();
-        return Err(TaskFailure::Failed(with_tail(
+        let delivered = report.inputs.iter().filter(|i| i.status == InputStatus::Processed).count();
+        let why = driven.written.err().map(|e| format!(" ({e})")).unwrap_or_default();
+        let exit = driven.exit.as_ref().map(|e| e.to_string()).unwrap_or_default();
+        return Err(fail(with_tail(
             format!(
                 "the mapper exited ({exit}) before reading all its input{why}: {delivered} of {} inputs were delivered whole",
                 report.inputs.len()
             ),
-            &stderr,
+            &driven.stderr,
         )));
     }
-    if let Err(e) = copied {
-        return Err(TaskFailure::Failed(format!(
-            "failed to write the output `{}`: {e}",
-            task.output.display()
-        )));
+    match (driven.consumed, file_out) {
+        (Ok(Sunk::File(_)), Some(out)) => Ok(Done::File(out)),
+        (Ok(Sunk::Shuffle(s)), _) => Ok(Done::Shuffle(s.runs)),
+        (Ok(Sunk::File(_)), None) => Err(fail("internal error: no output file")),
+        (Err(e), _) => Err(fail(format!("failed to write the map output `{}`: {e}", report.output.display()))),
     }
-    Ok(out)
-}
-
-fn with_tail(msg: String, stderr: &StderrSummary) -> String {
-    if stderr.tail.is_empty() {
-        format!("{msg}; it wrote nothing on stderr")
-    } else {
-        format!("{msg}; last lines of its stderr:\n{}", stderr.tail_text())
-    }
-}
-
-/// Copies the child's stdout to the output file, counting lines. Reads until EOF even after
-/// a write error, so the child never blocks on a full pipe.
-async fn copy_output(
-    mut stdout: tokio::process::ChildStdout,
-    file: tokio::fs::File,
-) -> std::io::Result<(u64, u64)> {
-    let mut w = tokio::io::BufWriter::with_capacity(OUTPUT_BUFFER, file);
-    let mut buf = vec![0u8; CHUNK];
-    let (mut lines, mut bytes) = (0u64, 0u64);
-    let mut failure = None;
-    loop {
-        let n = stdout.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        if failure.is_none() {
-            if let Err(e) = w.write_all(&buf[..n]).await {
-                failure = Some(e);
-            }
-        }
-        lines += crate::records::count_lines(&buf[..n]);
-        bytes += n as u64;
-    }
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    w.flush().await?;
-    Ok((lines, bytes))
 }

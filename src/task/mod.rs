@@ -1,6 +1,11 @@
 //! The work of one task, whoever schedules it (the local executor, a container, Spark).
 
+mod drive;
 mod feed;
 mod map;
+mod reduce;
+mod sink;
 
-pub use map::{run_map_task, MapTask, MapTaskOutcome};
+pub use map::{run_map_task, MapOutput, MapTask, MapTaskOutcome};
+pub use reduce::{run_reduce_task, ReduceInput, ReduceTask};
+pub use sink::ShuffleSpec;

@@ -1,0 +1,277 @@
+//! The in-memory side of the external sort: lines are appended to one arena with a compact
+//! index; when arena + index reach the budget, the index is sorted (in parallel) by
+//! (partition, key, value) and written out as one sorted run file per partition.
+
+use std::cmp::Ordering;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use rayon::slice::ParallelSliceMut;
+
+use super::partition_of;
+
+/// Write buffer of run files.
+const RUN_BUFFER: usize = 256 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct SortConfig {
+    /// Bytes of lines + index held before a spill.
+    pub budget: usize,
+    pub separator: Vec<u8>,
+    pub partitions: u32,
+    /// Where run files go; the caller owns (and removes) it.
+    pub dir: PathBuf,
+    /// Prefix of run file names, unique per sorter sharing `dir`.
+    pub name: String,
+}
+
+/// Sorted run files, per partition.
+#[derive(Debug, Default, Clone)]
+pub struct Runs {
+    pub by_partition: Vec<Vec<PathBuf>>,
+    /// Lines (and bytes, newlines included) pushed into the sorter.
+    pub records: u64,
+    pub bytes: u64,
+    /// Lines and bytes in the runs: fewer than pushed when a combiner ran.
+    pub shuffled_records: u64,
+    pub shuffled_bytes: u64,
+    pub spills: u32,
+}
+
+/// Runs a combiner over one sorted run (first path), writing its output to the second path.
+pub type CombineFn = Box<dyn FnMut(&Path, &Path) -> io::Result<()> + Send>;
+
+#[derive(Clone, Copy)]
+struct Entry {
+    /// First 8 key bytes, big-endian: most comparisons end here.
+    prefix: u64,
+    partition: u32,
+    key_len: u32,
+    offset: usize,
+    len: u32,
+}
+
+pub struct Sorter {
+    cfg: SortConfig,
+    arena: Vec<u8>,
+    entries: Vec<Entry>,
+    runs: Runs,
+    combine: Option<CombineFn>,
+}
+
+/// The key of a line: the bytes before the first separator, or the whole line.
+pub fn split_key<'a>(line: &'a [u8], sep: &[u8]) -> &'a [u8] {
+    match sep {
+        [b] => memchr::memchr(*b, line).map_or(line, |i| &line[..i]),
+        _ => memchr::memmem::find(line, sep).map_or(line, |i| &line[..i]),
+    }
+}
+
+/// Lines order by key, then by the rest, bytewise: equal keys end up adjacent whatever bytes
+/// the keys hold, and the order is total, so every run and merge agrees.
+pub fn compare_lines(a: &[u8], b: &[u8], sep: &[u8]) -> Ordering {
+    let (ka, kb) = (split_key(a, sep), split_key(b, sep));
+    ka.cmp(kb).then_with(|| a[ka.len()..].cmp(&b[kb.len()..]))
+}
+
+fn prefix_of(key: &[u8]) -> u64 {
+    let mut p = [0u8; 8];
+    let n = key.len().min(8);
+    p[..n].copy_from_slice(&key[..n]);
+    u64::from_be_bytes(p)
+}
+
+impl Sorter {
+    pub fn new(cfg: SortConfig) -> Sorter {
+        let partitions = cfg.partitions.max(1) as usize;
+        Sorter {
+            runs: Runs {
+                by_partition: vec![Vec::new(); partitions],
+                ..Runs::default()
+            },
+            cfg,
+            arena: Vec::new(),
+            entries: Vec::new(),
+            combine: None,
+        }
+    }
+
+    /// Every spill goes through `combine` before it becomes a run.
+    pub fn with_combiner(mut self, combine: CombineFn) -> Sorter {
+        self.combine = Some(combine);
+        self
+    }
+
+    fn used(&self) -> usize {
+        self.arena.len() + self.entries.len() * std::mem::size_of::<Entry>()
+    }
+
+    /// Adds one line (without its newline). Empty lines are dropped, as the original did.
+    pub fn push(&mut self, line: &[u8]) -> io::Result<()> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return Ok(());
+        }
+        let len = u32::try_from(line.len()).map_err(|_| io::Error::other("a shuffled line is longer than 4 GiB"))?;
+        let key = split_key(line, &self.cfg.separator);
+        self.entries.push(Entry {
+            prefix: prefix_of(key),
+            partition: partition_of(key, self.cfg.partitions),
+            key_len: key.len() as u32,
+            offset: self.arena.len(),
+            len,
+        });
+        self.arena.extend_from_slice(line);
+        self.runs.records += 1;
+        self.runs.bytes += line.len() as u64 + 1;
+        if self.used() >= self.cfg.budget {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    /// Adds every complete line of `buf` and returns the unfinished tail's start.
+    pub fn push_lines(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', buf) {
+            self.push(&buf[start..nl])?;
+            start = nl + 1;
+        }
+        Ok(start)
+    }
+
+    fn sort(&mut self) {
+        let arena = &self.arena;
+        self.entries.par_sort_unstable_by(|a, b| {
+            a.partition
+                .cmp(&b.partition)
+                .then(a.prefix.cmp(&b.prefix))
+                .then_with(|| {
+                    let la = &arena[a.offset..a.offset + a.len as usize];
+                    let lb = &arena[b.offset..b.offset + b.len as usize];
+                    let (ka, kb) = (&la[..a.key_len as usize], &lb[..b.key_len as usize]);
+                    // The same order as `compare_lines`, which the merge uses.
+                    ka.cmp(kb).then_with(|| la[ka.len()..].cmp(&lb[kb.len()..]))
+                })
+        });
+    }
+
+    /// Sorts what is in memory and writes it as one run per non-empty partition.
+    pub fn spill(&mut self) -> io::Result<()> {
+        if self.entries.is_empty() {
+            return Ok(());
+        }
+        self.sort();
+        let spill = self.runs.spills;
+        let mut i = 0;
+        while i < self.entries.len() {
+            let part = self.entries[i].partition;
+            let path = self.cfg.dir.join(format!("{}-spill{spill:04}-part{part:05}", self.cfg.name));
+            let mut w = BufWriter::with_capacity(RUN_BUFFER, File::create(&path)?);
+            let (mut records, mut bytes) = (0u64, 0u64);
+            while i < self.entries.len() && self.entries[i].partition == part {
+                let e = self.entries[i];
+                w.write_all(&self.arena[e.offset..e.offset + e.len as usize])?;
+                w.write_all(b"\n")?;
+                records += 1;
+                bytes += u64::from(e.len) + 1;
+                i += 1;
+            }
+            w.flush()?;
+            drop(w);
+            if self.combine.is_some() {
+                self.combine_run(&path, spill, part)?;
+            } else {
+                self.runs.shuffled_records += records;
+                self.runs.shuffled_bytes += bytes;
+                self.runs.by_partition[part as usize].push(path);
+            }
+        }
+        self.runs.spills += 1;
+        self.entries.clear();
+        self.arena.clear();
+        // Hand the memory back: the next spill may belong to a later phase.
+        self.entries.shrink_to(1 << 16);
+        self.arena.shrink_to(1 << 20);
+        Ok(())
+    }
+
+    /// Replaces a run by the combiner's output over it, re-sorted (and re-partitioned: a
+    /// combiner may emit other keys than it got).
+    fn combine_run(&mut self, run: &Path, spill: u32, part: u32) -> io::Result<()> {
+        let combined = run.with_extension("combined");
+        if let Some(combine) = self.combine.as_mut() {
+            combine(run, &combined)?;
+        }
+        std::fs::remove_file(run)?;
+        let mut again = Sorter::new(SortConfig {
+            budget: (self.cfg.budget / 4).max(1 << 20),
+            name: format!("{}-c{spill:04}p{part:05}", self.cfg.name),
+            ..self.cfg.clone()
+        });
+        let mut r = io::BufReader::with_capacity(RUN_BUFFER, File::open(&combined)?);
+        let mut line = Vec::new();
+        while io::BufRead::read_until(&mut r, b'\n', &mut line)? > 0 {
+            again.push(line.strip_suffix(b"\n").unwrap_or(&line))?;
+            line.clear();
+        }
+        std::fs::remove_file(&combined)?;
+        let runs = again.finish()?;
+        self.runs.shuffled_records += runs.shuffled_records;
+        self.runs.shuffled_bytes += runs.shuffled_bytes;
+        for (p, list) in runs.by_partition.into_iter().enumerate() {
+            self.runs.by_partition[p].extend(list);
+        }
+        Ok(())
+    }
+
+    /// Spills the rest and returns every run.
+    pub fn finish(mut self) -> io::Result<Runs> {
+        self.spill()?;
+        Ok(self.runs)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.cfg.dir
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_with_low_bytes_still_group() {
+        let sep = b"\t";
+        let mut v: Vec<&[u8]> = vec![b"a\x01\tz", b"a\tz", b"a\ta", b"b\t"];
+        v.sort_by(|a, b| compare_lines(a, b, sep));
+        assert_eq!(v, vec![&b"a\ta"[..], b"a\tz", b"a\x01\tz", b"b\t"]);
+    }
+
+    #[test]
+    fn spills_sorted_runs_per_partition() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let mut s = Sorter::new(SortConfig {
+            budget: 200,
+            separator: b"\t".to_vec(),
+            partitions: 2,
+            dir: d.path().to_path_buf(),
+            name: "t".into(),
+        });
+        for i in (0..50).rev() {
+            s.push(format!("k{}\t{i}", i % 7).as_bytes()).expect("push");
+        }
+        s.push(b"").expect("push");
+        let runs = s.finish().expect("finish");
+        assert!(runs.spills > 1);
+        assert_eq!(runs.records, 50);
+        for part in &runs.by_partition {
+            for run in part {
+                let text = std::fs::read(run).expect("read");
+                let lines: Vec<&[u8]> = text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+                assert!(lines.windows(2).all(|w| compare_lines(w[0], w[1], b"\t") != Ordering::Greater));
+            }
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! One reduce task: its input is sorted (an external sort for raw mapper outputs; the map
+//! tasks' runs are sorted already), k-way merged, and streamed to ONE reducer child, whose
+//! output is published atomically.
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::drive::{drive, with_tail, Stopped};
+use super::feed::CHUNK;
+use super::map::{new_report, TaskFailure};
+use super::sink::copy_to_file;
+use crate::config::JobConfig;
+use crate::decode;
+use crate::input::Input;
+use crate::output::AtomicFile;
+use crate::process::{ChildCommand, TaskEnv};
+use crate::report::{InputReport, InputStatus, TaskReport, TaskStatus};
+use crate::shuffle::{merge_runs, Runs, SortConfig, Sorter};
+
+pub enum ReduceInput {
+    /// Sorted runs of one partition, from the map tasks.
+    Runs { label: String, runs: Vec<PathBuf> },
+    /// Raw mapper output files, sorted here within `sort`'s budget.
+    Files { inputs: Vec<Input>, sort: SortConfig },
+}
+
+pub struct ReduceTask<'a> {
+    pub job: &'a JobConfig,
+    pub command: &'a ChildCommand,
+    pub input: ReduceInput,
+    pub output: PathBuf,
+    pub env: TaskEnv,
+    pub fail_fast: bool,
+    pub cancel: CancellationToken,
+    /// Remove the runs once merged (they belong to this job's work directory).
+    pub delete_runs: bool,
+}
+
+pub async fn run_reduce_task(task: ReduceTask<'_>) -> TaskReport {
+    let started = Instant::now();
+    let mut report = new_report("reduce", task.job, &task.env, task.output.clone(), task.command);
+    match execute(&task, &mut report).await {
+        Ok(out) => match out.publish() {
+            Ok(()) => {
+                report.status = TaskStatus::Succeeded;
+                report.published = true;
+            }
+            Err(e) => report.error = Some(format!("failed to publish `{}`: {e}", task.output.display())),
+        },
+        Err(TaskFailure::Interrupted) => {
+            report.status = TaskStatus::Interrupted;
+            report.error = Some("interrupted by a signal; the reducer was stopped and nothing was published".into());
+        }
+        Err(TaskFailure::Failed(m)) => report.error = Some(m),
+    }
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    report.driver_peak_rss_bytes = crate::report::driver_peak_rss();
+    report
+}
+
+fn fail(msg: impl Into<String>) -> TaskFailure {
+    TaskFailure::Failed(msg.into())
+}
+
+async fn execute(task: &ReduceTask<'_>, report: &mut TaskReport) -> Result<AtomicFile, TaskFailure> {
+    let sep = task.job.key_separator.clone();
+    let (runs, scratch, owned) = match &task.input {
+        ReduceInput::Runs { label, runs } => {
+            let mut r = InputReport::new(label);
+            r.status = InputStatus::Processed;
+            report.inputs.push(r);
+            (runs.clone(), None, task.delete_runs)
+        }
+        ReduceInput::Files { inputs, sort } => {
+            let (runs, reports) = sort_inputs(inputs, sort.clone(), &task.cancel).await.map_err(|e| fail(format!("failed to sort the reducer's input: {e}")))?;
+            report.inputs = reports;
+            if task.cancel.is_cancelled() {
+                return Err(TaskFailure::Interrupted);
+            }
+            if task.fail_fast {
+                if let Some(bad) = report.inputs.iter().find(|i| i.status == InputStatus::Failed) {
+                    return Err(fail(format!(
+                        "input `{}` failed: {} (--fail-fast)",
+                        bad.name,
+                        bad.error.as_deref().unwrap_or("unknown error")
+                    )));
+                }
+            }
+            (runs.by_partition.into_iter().flatten().collect(), Some(sort.dir.clone()), true)
+        }
+    };
+    let out = AtomicFile::create(&task.output).map_err(|e| fail(format!("failed to create the output beside `{}`: {e}", task.output.display())))?;
+    let file = out.reopen().map_err(|e| fail(format!("failed to open the temporary output: {e}")))?;
+    let merge_dir = match &scratch {
+        Some(d) => d.clone(),
+        None => runs.first().and_then(|r| r.parent()).map(|p| p.to_path_buf()).unwrap_or_else(std::env::temp_dir),
+    };
+    // Hadoop Streaming gives native reducers `key<TAB>value`, whatever the job's separator.
+    let retab = sep != b"\t" && !task.command.is_helper();
+    let producer = move |tx: mpsc::Sender<Vec<u8>>, _stop| async move {
+        tokio::task::spawn_blocking(move || merge_into(&runs, &sep, &merge_dir, owned, retab, tx))
+            .await
+            .map_err(|e| io::Error::other(format!("internal error in the merge: {e}")))?
+    };
+    let consumer = move |stdout| copy_to_file(stdout, tokio::fs::File::from_std(file));
+    let driven = drive(task.command, "reducer", producer, consumer, &task.cancel, &CancellationToken::new())
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+
+    report.counters = driven.stderr.counters.clone();
+    report.status_message = driven.stderr.status.clone();
+    let merged = driven.produced.as_ref().ok().copied().unwrap_or_default();
+    if let ReduceInput::Runs { .. } = task.input {
+        if let Some(r) = report.inputs.first_mut() {
+            r.records = merged.records;
+            r.bytes = merged.bytes;
+        }
+    }
+    let (out_records, out_bytes) = driven.consumed.as_ref().map(|c| *c).unwrap_or((0, 0));
+    report.compute_totals(out_records, out_bytes);
+    if let Some(c) = report.child.as_mut() {
+        c.exit = driven.exit.as_ref().ok().copied();
+        c.stderr_tail = driven.stderr.tail.iter().cloned().collect();
+    }
+    if driven.stopped == Some(Stopped::Cancelled) {
+        return Err(TaskFailure::Interrupted);
+    }
+    if let Some(e) = driven.child_failure("reducer") {
+        return Err(fail(e));
+    }
+    if let Err(e) = &driven.written {
+        return Err(fail(with_tail(format!("the reducer exited before reading all its input ({e})"), &driven.stderr)));
+    }
+    if let Err(e) = &driven.produced {
+        return Err(fail(format!("failed to merge the reducer's input: {e}")));
+    }
+    if let Err(e) = driven.consumed {
+        return Err(fail(format!("failed to write the output `{}`: {e}", task.output.display())));
+    }
+    Ok(out)
+}
+
+/// Merges `runs` into 64 KiB chunks for the reducer's stdin (blocking thread).
+fn merge_into(
+    runs: &[PathBuf],
+    sep: &[u8],
+    scratch: &std::path::Path,
+    owned: bool,
+    retab: bool,
+    tx: mpsc::Sender<Vec<u8>>,
+) -> io::Result<crate::shuffle::MergeStats> {
+    let mut chunk: Vec<u8> = Vec::with_capacity(CHUNK + 4096);
+    let gone = || io::Error::new(io::ErrorKind::BrokenPipe, "the reducer stopped reading");
+    let stats = merge_runs(runs, sep, scratch, owned, |line| {
+        let start = chunk.len();
+        chunk.extend_from_slice(line);
+        if retab {
+            if let Some(i) = memchr::memmem::find(&chunk[start..], sep) {
+                chunk.splice(start + i..start + i + sep.len(), [b'\t']);
+            }
+        }
+        if chunk.len() >= CHUNK {
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK + 4096));
+            tx.blocking_send(full).map_err(|_| gone())?;
+        }
+        Ok(())
+    })?;
+    if !chunk.is_empty() {
+        tx.blocking_send(chunk).map_err(|_| gone())?;
+    }
+    Ok(stats)
+}
+
+/// Reads raw mapper outputs (any codec) into sorted runs within the budget.
+async fn sort_inputs(inputs: &[Input], sort: SortConfig, cancel: &CancellationToken) -> io::Result<(Runs, Vec<InputReport>)> {
+    std::fs::create_dir_all(&sort.dir)?;
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(16);
+    let sorting = tokio::task::spawn_blocking(move || -> io::Result<Runs> {
+        let mut sorter = Sorter::new(sort);
+        let mut tail = Vec::new();
+        while let Some(chunk) = rx.blocking_recv() {
+            // An empty chunk marks the end of one input: its last line ends there.
+            if chunk.is_empty() {
+                if !tail.is_empty() {
+                    sorter.push(&tail)?;
+                    tail.clear();
+                }
+                continue;
+            }
+            tail.extend_from_slice(&chunk);
+            let buf = std::mem::take(&mut tail);
+            let used = sorter.push_lines(&buf)?;
+            tail.extend_from_slice(&buf[used..]);
+        }
+        if !tail.is_empty() {
+            sorter.push(&tail)?;
+        }
+        sorter.finish()
+    });
+    let mut reports = Vec::new();
+    for input in inputs {
+        let mut r = InputReport::new(&input.name);
+        let started = Instant::now();
+        let result: io::Result<()> = async {
+            let raw = input.open().await?;
+            let (codec, mut reader) = decode::open(raw, crate::config::Decompression::Auto).await?;
+            r.codec = Some(codec);
+            loop {
+                let mut buf = vec![0u8; CHUNK];
+                let n = tokio::select! {
+                    n = reader.read(&mut buf) => n?,
+                    _ = cancel.cancelled() => return Err(io::Error::other("interrupted")),
+                };
+                if n == 0 {
+                    break;
+                }
+                buf.truncate(n);
+                r.records += crate::records::count_lines(&buf);
+                r.bytes += n as u64;
+                if tx.send(buf).await.is_err() {
+                    return Err(io::Error::other("the sorter stopped"));
+                }
+            }
+            Ok(())
+        }
+        .await;
+        let _ = tx.send(Vec::new()).await;
+        r.duration_ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok(()) => r.status = InputStatus::Processed,
+            Err(e) => {
+                tracing::error!("input `{}` failed: {e}", input.name);
+                r.status = InputStatus::Failed;
+                r.error = Some(e.to_string());
+            }
+        }
+        reports.push(r);
+    }
+    drop(tx);
+    let runs = sorting.await.map_err(|e| io::Error::other(format!("internal error in the sorter: {e}")))??;
+    Ok((runs, reports))
+}
