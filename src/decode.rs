@@ -13,7 +13,7 @@ use crate::config::Decompression;
 /// small enough that several inputs in flight stay well inside the memory budget.
 const READ_BUFFER: usize = 64 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Codec {
     Plain,

@@ -22,6 +22,9 @@ fn main() -> ExitCode {
         let cancel = signals::install()?;
         match cli.command {
             Command::Map(args) => commands::map(args, cancel).await,
+            Command::Reduce(args) => commands::reduce(args, cancel).await,
+            Command::Run(args) => commands::run(args, cancel).await,
+            Command::Plan(args) => commands::plan(args),
         }
     });
     // Children and temp files are owned by the tasks, which have finished by now; the

@@ -2,12 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::decode::Codec;
 use crate::process::{Counters, ExitInfo, InvalidRecord};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
     Succeeded,
@@ -15,7 +15,7 @@ pub enum TaskStatus {
     Interrupted,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InputStatus {
     Processed,
@@ -24,11 +24,11 @@ pub enum InputStatus {
     Skipped,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InputReport {
     pub name: String,
     pub status: InputStatus,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub codec: Option<Codec>,
     /// Bytes read from the source (compressed).
@@ -37,7 +37,7 @@ pub struct InputReport {
     pub bytes: u64,
     pub records: u64,
     pub invalid_records: u64,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub invalid_samples: Vec<InvalidRecord>,
     pub duration_ms: u64,
 }
@@ -59,7 +59,7 @@ impl InputReport {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Totals {
     pub files: usize,
     pub files_processed: usize,
@@ -73,18 +73,18 @@ pub struct Totals {
     pub output_bytes: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChildReport {
     pub command: String,
     pub exit: Option<ExitInfo>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stderr_tail: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TaskReport {
-    pub polymr_version: &'static str,
-    pub kind: &'static str,
+    pub polymr_version: String,
+    pub kind: String,
     pub job_id: String,
     pub attempt_id: String,
     pub status: TaskStatus,
@@ -192,5 +192,93 @@ pub fn merge_counters(into: &mut crate::process::Counters, from: &crate::process
             let slot = g.entry(name.clone()).or_default();
             *slot = slot.saturating_add(*v);
         }
+    }
+}
+
+/// What `polymr run` writes: the whole job, every task attempt, every input's fate.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobReport {
+    pub polymr_version: &'static str,
+    pub kind: &'static str,
+    pub job_id: String,
+    pub status: TaskStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub config: PathBuf,
+    pub output: Option<PathBuf>,
+    pub output_dir: Option<PathBuf>,
+    pub published: bool,
+    /// Where the job's intermediate files are; kept when the job did not succeed, for `--resume`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<PathBuf>,
+    pub map_tasks: usize,
+    pub map_tasks_resumed: usize,
+    pub reducers: u32,
+    /// Inputs the job could not use, and why.
+    pub lost_inputs: Vec<LostInput>,
+    pub totals: Totals,
+    pub shuffle: ShuffleTotals,
+    pub counters: crate::process::Counters,
+    pub timings: JobTimings,
+    pub driver_peak_rss_bytes: u64,
+    /// Every attempt of every task, in the order they ended.
+    pub tasks: Vec<TaskReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LostInput {
+    pub name: String,
+    pub task: String,
+    pub error: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ShuffleTotals {
+    /// Map output lines and bytes going into the shuffle.
+    pub map_output_records: u64,
+    pub map_output_bytes: u64,
+    /// What reached the reducers after combining (equal to the above without a combiner).
+    pub shuffled_records: u64,
+    pub shuffled_bytes: u64,
+    pub spills: u32,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct JobTimings {
+    pub started_at_unix_ms: u128,
+    pub map_ms: u64,
+    pub reduce_ms: u64,
+    pub total_ms: u64,
+}
+
+impl JobReport {
+    pub fn summary_line(&self) -> String {
+        let t = &self.totals;
+        let status = match self.status {
+            TaskStatus::Succeeded => "succeeded",
+            TaskStatus::Failed => "FAILED",
+            TaskStatus::Interrupted => "interrupted",
+        };
+        let mut s = format!(
+            "polymr run: {status}: {} map tasks ({} resumed), {} reducers, {} files ({} failed), {} records ({} invalid), {} → {} output lines in {:.2}s",
+            self.map_tasks,
+            self.map_tasks_resumed,
+            self.reducers,
+            t.files,
+            t.files_failed,
+            t.records,
+            t.invalid_records,
+            human_bytes(t.bytes),
+            t.output_records,
+            self.timings.total_ms as f64 / 1000.0
+        );
+        if self.published {
+            if let Some(o) = &self.output {
+                s.push_str(&format!("; result: {}", o.display()));
+            } else if let Some(d) = &self.output_dir {
+                s.push_str(&format!("; results in {}", d.display()));
+            }
+        }
+        s
     }
 }

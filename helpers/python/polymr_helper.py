@@ -26,10 +26,11 @@ def _unencodable(exc):
     # Undecodable input bytes come back as they came in (surrogateescape); other lone
     # surrogates (JSON allows "\ud83d") become U+FFFD rather than killing the task.
     if isinstance(exc, UnicodeEncodeError):
-        s = exc.object[exc.start:exc.end]
-        if all(0xDC80 <= ord(c) <= 0xDCFF for c in s):
-            return bytes(ord(c) - 0xDC00 for c in s).decode("latin-1"), exc.end
-        return "\ufffd" * (exc.end - exc.start), exc.end
+        out = bytearray()
+        for c in exc.object[exc.start:exc.end]:
+            c = ord(c)
+            out += bytes((c - 0xDC00,)) if 0xDC80 <= c <= 0xDCFF else b"\xef\xbf\xbd"
+        return bytes(out), exc.end
     raise exc
 
 

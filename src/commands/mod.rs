@@ -1,5 +1,72 @@
 //! One thin file per subcommand: resolve settings, run, report, pick the exit code.
 
 mod map;
+mod plan;
+mod reduce;
+mod run;
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
 
 pub use map::map;
+pub use plan::plan;
+pub use reduce::reduce;
+pub use run::run;
+
+use crate::exit;
+use crate::output::write_atomic;
+use crate::report::{InputStatus, TaskReport, TaskStatus};
+
+/// Writes a task's report beside its output, tells the person on stderr, picks the exit code.
+fn finish_task(report: &TaskReport, output: &Path) -> anyhow::Result<u8> {
+    let report_path = TaskReport::path_for(output);
+    let json = serde_json::to_vec_pretty(report).context("failed to serialize the report")?;
+    write_atomic(&report_path, &json)
+        .with_context(|| format!("failed to write the report `{}`", report_path.display()))?;
+    for i in report
+        .inputs
+        .iter()
+        .filter(|i| i.status == InputStatus::Failed)
+    {
+        eprintln!(
+            "polymr: input failed: {}: {}",
+            i.name,
+            i.error.as_deref().unwrap_or("unknown error")
+        );
+    }
+    for i in report.inputs.iter().filter(|i| i.invalid_records > 0) {
+        let first = i
+            .invalid_samples
+            .first()
+            .map(|s| format!(" (first at line {}: {})", s.line, s.message))
+            .unwrap_or_default();
+        eprintln!(
+            "polymr: {} invalid records in {}{first}",
+            i.invalid_records, i.name
+        );
+    }
+    if let Some(e) = &report.error {
+        eprintln!("polymr: error: {e}");
+    }
+    eprintln!(
+        "{}; report: {}",
+        report.summary_line(),
+        report_path.display()
+    );
+    Ok(match report.status {
+        TaskStatus::Succeeded => exit::SUCCESS,
+        TaskStatus::Failed => exit::JOB_FAILED,
+        TaskStatus::Interrupted => exit::interrupted(crate::signals::received().unwrap_or(2)),
+    })
+}
+
+/// stdout carries data only; a closed pipe (`polymr plan | head`) is a clean exit.
+fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("failed to write to stdout"),
+    }
+}

@@ -24,7 +24,7 @@ pub struct Spawned {
 }
 
 /// How a child ended, for errors and the report.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct ExitInfo {
     pub code: Option<i32>,
     pub signal: Option<i32>,

@@ -16,7 +16,7 @@ const INVALID_SAMPLES: usize = 10;
 /// `GROUP → COUNTER → sum`, ordered so reports are stable.
 pub type Counters = BTreeMap<String, BTreeMap<String, i64>>;
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct InvalidRecord {
     pub line: u64,
     pub message: String,

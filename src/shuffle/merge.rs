@@ -89,11 +89,16 @@ pub fn merge_runs(
     Ok(stats)
 }
 
-fn merge_group(runs: &[PathBuf], sep: &[u8], mut out: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<(u64, u64)> {
+fn merge_group(
+    runs: &[PathBuf],
+    sep: &[u8],
+    mut out: impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<(u64, u64)> {
     let ctx = Heap { sep };
     let mut readers = Vec::with_capacity(runs.len());
     for p in runs {
-        let f = File::open(p).map_err(|e| io::Error::new(e.kind(), format!("run `{}`: {e}", p.display())))?;
+        let f = File::open(p)
+            .map_err(|e| io::Error::new(e.kind(), format!("run `{}`: {e}", p.display())))?;
         readers.push(BufReader::with_capacity(READ_BUFFER, f));
     }
     let mut heap = BinaryHeap::with_capacity(runs.len());
@@ -137,7 +142,9 @@ mod tests {
         let mut runs = Vec::new();
         let mut all = Vec::new();
         for r in 0..150 {
-            let mut lines: Vec<String> = (0..20).map(|i| format!("k{:03}\t{r}", (i * 7 + r) % 97)).collect();
+            let mut lines: Vec<String> = (0..20)
+                .map(|i| format!("k{:03}\t{r}", (i * 7 + r) % 97))
+                .collect();
             lines.sort_by(|a, b| compare_lines(a.as_bytes(), b.as_bytes(), b"\t"));
             let p = d.path().join(format!("run{r}"));
             std::fs::write(&p, lines.join("\n") + "\n").expect("write");
@@ -153,6 +160,10 @@ mod tests {
         .expect("merge");
         assert_eq!(got, all);
         assert_eq!(stats.passes, 2);
-        assert_eq!(std::fs::read_dir(d.path()).expect("dir").count(), 0, "runs and merge files are removed");
+        assert_eq!(
+            std::fs::read_dir(d.path()).expect("dir").count(),
+            0,
+            "runs and merge files are removed"
+        );
     }
 }

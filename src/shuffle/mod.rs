@@ -14,15 +14,22 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
     let t = s.trim();
     let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(digits);
-    let n: usize = num.parse().map_err(|_| format!("`{s}` is not a size (try 256MiB)"))?;
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (try 256MiB)"))?;
     let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
-        other => return Err(format!("unknown size unit `{other}` in `{s}` (use K, M or G)")),
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}` in `{s}` (use K, M or G)"
+            ))
+        }
     };
-    n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("`{s}` is too large"))
 }
 
 #[cfg(test)]

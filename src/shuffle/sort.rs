@@ -113,7 +113,8 @@ impl Sorter {
         if line.is_empty() {
             return Ok(());
         }
-        let len = u32::try_from(line.len()).map_err(|_| io::Error::other("a shuffled line is longer than 4 GiB"))?;
+        let len = u32::try_from(line.len())
+            .map_err(|_| io::Error::other("a shuffled line is longer than 4 GiB"))?;
         let key = split_key(line, &self.cfg.separator);
         self.entries.push(Entry {
             prefix: prefix_of(key),
@@ -167,7 +168,10 @@ impl Sorter {
         let mut i = 0;
         while i < self.entries.len() {
             let part = self.entries[i].partition;
-            let path = self.cfg.dir.join(format!("{}-spill{spill:04}-part{part:05}", self.cfg.name));
+            let path = self
+                .cfg
+                .dir
+                .join(format!("{}-spill{spill:04}-part{part:05}", self.cfg.name));
             let mut w = BufWriter::with_capacity(RUN_BUFFER, File::create(&path)?);
             let (mut records, mut bytes) = (0u64, 0u64);
             while i < self.entries.len() && self.entries[i].partition == part {
@@ -269,8 +273,13 @@ mod tests {
         for part in &runs.by_partition {
             for run in part {
                 let text = std::fs::read(run).expect("read");
-                let lines: Vec<&[u8]> = text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
-                assert!(lines.windows(2).all(|w| compare_lines(w[0], w[1], b"\t") != Ordering::Greater));
+                let lines: Vec<&[u8]> = text
+                    .split(|b| *b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                assert!(lines
+                    .windows(2)
+                    .all(|w| compare_lines(w[0], w[1], b"\t") != Ordering::Greater));
             }
         }
     }

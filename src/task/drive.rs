@@ -53,11 +53,22 @@ where
     PF: Future<Output = P> + Send + 'static,
     CF: Future<Output = io::Result<C>> + Send + 'static,
 {
-    let mut child = Spawned::spawn(cmd)
-        .map_err(|e| io::Error::new(e.kind(), format!("failed to start the {role} `{}`: {e}", cmd.program.display())))?;
+    let mut child = Spawned::spawn(cmd).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "failed to start the {role} `{}`: {e}",
+                cmd.program.display()
+            ),
+        )
+    })?;
     tracing::info!(pid = child.pid(), command = %cmd.program_display(), "{role} started");
-    let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take()) else {
-        return Err(io::Error::other(format!("the {role}'s pipes were not set up")));
+    let (Some(stdin), Some(stdout), Some(stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return Err(io::Error::other(format!(
+            "the {role}'s pipes were not set up"
+        )));
     };
     let child_gone = CancellationToken::new();
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
@@ -79,7 +90,9 @@ where
         }
     };
     child_gone.cancel();
-    let join = |e: tokio::task::JoinError| io::Error::other(format!("internal error in the {role}'s I/O: {e}"));
+    let join = |e: tokio::task::JoinError| {
+        io::Error::other(format!("internal error in the {role}'s I/O: {e}"))
+    };
     let produced = produced.await.map_err(join)?;
     let written = writer.await.map_err(join)?;
     let consumed = consumed.await.map_err(join)?;
@@ -99,7 +112,10 @@ impl<P, C> Driven<P, C> {
     pub fn child_failure(&self, role: &str) -> Option<String> {
         match &self.exit {
             Err(e) => Some(format!("failed to wait for the {role}: {e}")),
-            Ok(exit) if !exit.success() => Some(with_tail(format!("the {role} failed with {exit}"), &self.stderr)),
+            Ok(exit) if !exit.success() => Some(with_tail(
+                format!("the {role} failed with {exit}"),
+                &self.stderr,
+            )),
             Ok(_) => None,
         }
     }

@@ -40,36 +40,27 @@ pub struct MapTaskOutcome {
     pub runs: Option<Runs>,
 }
 
-pub(crate) fn unix_ms() -> u128 {
+pub fn unix_ms() -> u128 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or(0)
 }
 
-pub(crate) fn new_report(kind: &'static str, job: &JobConfig, env: &TaskEnv, output: PathBuf, command: &ChildCommand) -> TaskReport {
+pub(crate) fn new_report(
+    kind: &str,
+    job: &JobConfig,
+    env: &TaskEnv,
+    output: PathBuf,
+    command: &ChildCommand,
+) -> TaskReport {
     TaskReport {
-        polymr_version: env!("CARGO_PKG_VERSION"),
-        kind,
-        job_id: env.job_id.clone(),
-        attempt_id: env.attempt_id.clone(),
-        status: TaskStatus::Failed,
-        error: None,
-        config: job.path.clone(),
-        output,
-        published: false,
         child: Some(ChildReport {
             command: command.program_display(),
             exit: None,
             stderr_tail: Vec::new(),
         }),
-        inputs: Vec::new(),
-        totals: Default::default(),
-        counters: Default::default(),
-        status_message: None,
-        started_at_unix_ms: unix_ms(),
-        duration_ms: 0,
-        driver_peak_rss_bytes: 0,
+        ..new_report_without_child(kind, job, env, output)
     }
 }
 
@@ -90,7 +81,12 @@ pub async fn run_map_task(task: MapTask<'_>) -> MapTaskOutcome {
                 report.status = TaskStatus::Succeeded;
                 report.published = true;
             }
-            Err(e) => report.error = Some(format!("failed to publish `{}`: {e}", report.output.display())),
+            Err(e) => {
+                report.error = Some(format!(
+                    "failed to publish `{}`: {e}",
+                    report.output.display()
+                ))
+            }
         },
         Ok(Done::Shuffle(r)) => {
             report.status = TaskStatus::Succeeded;
@@ -98,7 +94,9 @@ pub async fn run_map_task(task: MapTask<'_>) -> MapTaskOutcome {
         }
         Err(TaskFailure::Interrupted) => {
             report.status = TaskStatus::Interrupted;
-            report.error = Some("interrupted by a signal; the mapper was stopped and nothing was published".into());
+            report.error = Some(
+                "interrupted by a signal; the mapper was stopped and nothing was published".into(),
+            );
         }
         Err(TaskFailure::Failed(msg)) => report.error = Some(msg),
     }
@@ -136,14 +134,24 @@ fn fail(msg: impl Into<String>) -> TaskFailure {
 async fn execute(task: &MapTask<'_>, report: &mut TaskReport) -> Result<Done, TaskFailure> {
     let file_out = match &task.output {
         MapOutput::File(path) => {
-            let out = AtomicFile::create(path)
-                .map_err(|e| fail(format!("failed to create the output beside `{}`: {e}", path.display())))?;
-            let file = out.reopen().map_err(|e| fail(format!("failed to open the temporary output: {e}")))?;
+            let out = AtomicFile::create(path).map_err(|e| {
+                fail(format!(
+                    "failed to create the output beside `{}`: {e}",
+                    path.display()
+                ))
+            })?;
+            let file = out
+                .reopen()
+                .map_err(|e| fail(format!("failed to open the temporary output: {e}")))?;
             Some((out, tokio::fs::File::from_std(file)))
         }
         MapOutput::Shuffle(spec) => {
-            std::fs::create_dir_all(&spec.sort.dir)
-                .map_err(|e| fail(format!("failed to create `{}`: {e}", spec.sort.dir.display())))?;
+            std::fs::create_dir_all(&spec.sort.dir).map_err(|e| {
+                fail(format!(
+                    "failed to create `{}`: {e}",
+                    spec.sort.dir.display()
+                ))
+            })?;
             None
         }
     };
@@ -192,9 +200,16 @@ async fn execute(task: &MapTask<'_>, report: &mut TaskReport) -> Result<Done, Ta
             (None, None) => Err(std::io::Error::other("no output configured")),
         }
     };
-    let driven = drive(task.command, "mapper", producer, consumer, &task.cancel, &abort)
-        .await
-        .map_err(|e| fail(e.to_string()))?;
+    let driven = drive(
+        task.command,
+        "mapper",
+        producer,
+        consumer,
+        &task.cancel,
+        &abort,
+    )
+    .await
+    .map_err(|e| fail(e.to_string()))?;
     if let Some(s) = &scratch {
         crate::process::unregister_temp(s.path());
     }
@@ -239,11 +254,26 @@ async fn execute(task: &MapTask<'_>, report: &mut TaskReport) -> Result<Done, Ta
         return Err(fail(e));
     }
     // The mapper exited cleanly but did not take all its input: records would be lost.
-    let not_delivered = matches!(fed.stop, Some(FeedStop::ChildGone) | Some(FeedStop::Cancelled)) || driven.written.is_err();
+    let not_delivered = matches!(
+        fed.stop,
+        Some(FeedStop::ChildGone) | Some(FeedStop::Cancelled)
+    ) || driven.written.is_err();
     if not_delivered {
-        let delivered = report.inputs.iter().filter(|i| i.status == InputStatus::Processed).count();
-        let why = driven.written.err().map(|e| format!(" ({e})")).unwrap_or_default();
-        let exit = driven.exit.as_ref().map(|e| e.to_string()).unwrap_or_default();
+        let delivered = report
+            .inputs
+            .iter()
+            .filter(|i| i.status == InputStatus::Processed)
+            .count();
+        let why = driven
+            .written
+            .err()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default();
+        let exit = driven
+            .exit
+            .as_ref()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         return Err(fail(with_tail(
             format!(
                 "the mapper exited ({exit}) before reading all its input{why}: {delivered} of {} inputs were delivered whole",
@@ -256,6 +286,57 @@ async fn execute(task: &MapTask<'_>, report: &mut TaskReport) -> Result<Done, Ta
         (Ok(Sunk::File(_)), Some(out)) => Ok(Done::File(out)),
         (Ok(Sunk::Shuffle(s)), _) => Ok(Done::Shuffle(s.runs)),
         (Ok(Sunk::File(_)), None) => Err(fail("internal error: no output file")),
-        (Err(e), _) => Err(fail(format!("failed to write the map output `{}`: {e}", report.output.display()))),
+        (Err(e), _) => Err(fail(format!(
+            "failed to write the map output `{}`: {e}",
+            report.output.display()
+        ))),
     }
+}
+
+/// The report of an attempt that could not start.
+pub fn failed_report(
+    kind: &str,
+    job: &JobConfig,
+    env: &TaskEnv,
+    output: PathBuf,
+    error: String,
+) -> TaskReport {
+    let mut r = TaskReport {
+        child: None,
+        ..new_report_without_child(kind, job, env, output)
+    };
+    r.error = Some(error);
+    r
+}
+
+fn new_report_without_child(
+    kind: &str,
+    job: &JobConfig,
+    env: &TaskEnv,
+    output: PathBuf,
+) -> TaskReport {
+    TaskReport {
+        polymr_version: env!("CARGO_PKG_VERSION").to_string(),
+        kind: kind.to_string(),
+        job_id: env.job_id.clone(),
+        attempt_id: env.attempt_id.clone(),
+        status: TaskStatus::Failed,
+        error: None,
+        config: job.path.clone(),
+        output,
+        published: false,
+        child: None,
+        inputs: Vec::new(),
+        totals: Default::default(),
+        counters: Default::default(),
+        status_message: None,
+        started_at_unix_ms: unix_ms(),
+        duration_ms: 0,
+        driver_peak_rss_bytes: 0,
+    }
+}
+
+/// A task report saved in a work directory.
+pub fn report_from_json(v: &serde_json::Value) -> Option<TaskReport> {
+    serde_json::from_value(v.clone()).ok()
 }

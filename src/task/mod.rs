@@ -6,6 +6,8 @@ mod map;
 mod reduce;
 mod sink;
 
-pub use map::{run_map_task, MapOutput, MapTask, MapTaskOutcome};
+pub use map::{
+    failed_report, report_from_json, run_map_task, unix_ms, MapOutput, MapTask, MapTaskOutcome,
+};
 pub use reduce::{run_reduce_task, ReduceInput, ReduceTask};
 pub use sink::ShuffleSpec;

@@ -26,7 +26,10 @@ pub enum ReduceInput {
     /// Sorted runs of one partition, from the map tasks.
     Runs { label: String, runs: Vec<PathBuf> },
     /// Raw mapper output files, sorted here within `sort`'s budget.
-    Files { inputs: Vec<Input>, sort: SortConfig },
+    Files {
+        inputs: Vec<Input>,
+        sort: SortConfig,
+    },
 }
 
 pub struct ReduceTask<'a> {
@@ -43,18 +46,31 @@ pub struct ReduceTask<'a> {
 
 pub async fn run_reduce_task(task: ReduceTask<'_>) -> TaskReport {
     let started = Instant::now();
-    let mut report = new_report("reduce", task.job, &task.env, task.output.clone(), task.command);
+    let mut report = new_report(
+        "reduce",
+        task.job,
+        &task.env,
+        task.output.clone(),
+        task.command,
+    );
     match execute(&task, &mut report).await {
         Ok(out) => match out.publish() {
             Ok(()) => {
                 report.status = TaskStatus::Succeeded;
                 report.published = true;
             }
-            Err(e) => report.error = Some(format!("failed to publish `{}`: {e}", task.output.display())),
+            Err(e) => {
+                report.error = Some(format!(
+                    "failed to publish `{}`: {e}",
+                    task.output.display()
+                ))
+            }
         },
         Err(TaskFailure::Interrupted) => {
             report.status = TaskStatus::Interrupted;
-            report.error = Some("interrupted by a signal; the reducer was stopped and nothing was published".into());
+            report.error = Some(
+                "interrupted by a signal; the reducer was stopped and nothing was published".into(),
+            );
         }
         Err(TaskFailure::Failed(m)) => report.error = Some(m),
     }
@@ -67,7 +83,10 @@ fn fail(msg: impl Into<String>) -> TaskFailure {
     TaskFailure::Failed(msg.into())
 }
 
-async fn execute(task: &ReduceTask<'_>, report: &mut TaskReport) -> Result<AtomicFile, TaskFailure> {
+async fn execute(
+    task: &ReduceTask<'_>,
+    report: &mut TaskReport,
+) -> Result<AtomicFile, TaskFailure> {
     let sep = task.job.key_separator.clone();
     let (runs, scratch, owned) = match &task.input {
         ReduceInput::Runs { label, runs } => {
@@ -77,13 +96,19 @@ async fn execute(task: &ReduceTask<'_>, report: &mut TaskReport) -> Result<Atomi
             (runs.clone(), None, task.delete_runs)
         }
         ReduceInput::Files { inputs, sort } => {
-            let (runs, reports) = sort_inputs(inputs, sort.clone(), &task.cancel).await.map_err(|e| fail(format!("failed to sort the reducer's input: {e}")))?;
+            let (runs, reports) = sort_inputs(inputs, sort.clone(), &task.cancel)
+                .await
+                .map_err(|e| fail(format!("failed to sort the reducer's input: {e}")))?;
             report.inputs = reports;
             if task.cancel.is_cancelled() {
                 return Err(TaskFailure::Interrupted);
             }
             if task.fail_fast {
-                if let Some(bad) = report.inputs.iter().find(|i| i.status == InputStatus::Failed) {
+                if let Some(bad) = report
+                    .inputs
+                    .iter()
+                    .find(|i| i.status == InputStatus::Failed)
+                {
                     return Err(fail(format!(
                         "input `{}` failed: {} (--fail-fast)",
                         bad.name,
@@ -91,14 +116,29 @@ async fn execute(task: &ReduceTask<'_>, report: &mut TaskReport) -> Result<Atomi
                     )));
                 }
             }
-            (runs.by_partition.into_iter().flatten().collect(), Some(sort.dir.clone()), true)
+            (
+                runs.by_partition.into_iter().flatten().collect(),
+                Some(sort.dir.clone()),
+                true,
+            )
         }
     };
-    let out = AtomicFile::create(&task.output).map_err(|e| fail(format!("failed to create the output beside `{}`: {e}", task.output.display())))?;
-    let file = out.reopen().map_err(|e| fail(format!("failed to open the temporary output: {e}")))?;
+    let out = AtomicFile::create(&task.output).map_err(|e| {
+        fail(format!(
+            "failed to create the output beside `{}`: {e}",
+            task.output.display()
+        ))
+    })?;
+    let file = out
+        .reopen()
+        .map_err(|e| fail(format!("failed to open the temporary output: {e}")))?;
     let merge_dir = match &scratch {
         Some(d) => d.clone(),
-        None => runs.first().and_then(|r| r.parent()).map(|p| p.to_path_buf()).unwrap_or_else(std::env::temp_dir),
+        None => runs
+            .first()
+            .and_then(|r| r.parent())
+            .map(|p| p.to_path_buf())
+            .unwrap_or_else(std::env::temp_dir),
     };
     // Hadoop Streaming gives native reducers `key<TAB>value`, whatever the job's separator.
     let retab = sep != b"\t" && !task.command.is_helper();
@@ -108,9 +148,16 @@ async fn execute(task: &ReduceTask<'_>, report: &mut TaskReport) -> Result<Atomi
             .map_err(|e| io::Error::other(format!("internal error in the merge: {e}")))?
     };
     let consumer = move |stdout| copy_to_file(stdout, tokio::fs::File::from_std(file));
-    let driven = drive(task.command, "reducer", producer, consumer, &task.cancel, &CancellationToken::new())
-        .await
-        .map_err(|e| fail(e.to_string()))?;
+    let driven = drive(
+        task.command,
+        "reducer",
+        producer,
+        consumer,
+        &task.cancel,
+        &CancellationToken::new(),
+    )
+    .await
+    .map_err(|e| fail(e.to_string()))?;
 
     report.counters = driven.stderr.counters.clone();
     report.status_message = driven.stderr.status.clone();
@@ -134,13 +181,19 @@ async fn execute(task: &ReduceTask<'_>, report: &mut TaskReport) -> Result<Atomi
         return Err(fail(e));
     }
     if let Err(e) = &driven.written {
-        return Err(fail(with_tail(format!("the reducer exited before reading all its input ({e})"), &driven.stderr)));
+        return Err(fail(with_tail(
+            format!("the reducer exited before reading all its input ({e})"),
+            &driven.stderr,
+        )));
     }
     if let Err(e) = &driven.produced {
         return Err(fail(format!("failed to merge the reducer's input: {e}")));
     }
     if let Err(e) = driven.consumed {
-        return Err(fail(format!("failed to write the output `{}`: {e}", task.output.display())));
+        return Err(fail(format!(
+            "failed to write the output `{}`: {e}",
+            task.output.display()
+        )));
     }
     Ok(out)
 }
@@ -177,7 +230,11 @@ fn merge_into(
 }
 
 /// Reads raw mapper outputs (any codec) into sorted runs within the budget.
-async fn sort_inputs(inputs: &[Input], sort: SortConfig, cancel: &CancellationToken) -> io::Result<(Runs, Vec<InputReport>)> {
+async fn sort_inputs(
+    inputs: &[Input],
+    sort: SortConfig,
+    cancel: &CancellationToken,
+) -> io::Result<(Runs, Vec<InputReport>)> {
     std::fs::create_dir_all(&sort.dir)?;
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(16);
     let sorting = tokio::task::spawn_blocking(move || -> io::Result<Runs> {
@@ -242,6 +299,8 @@ async fn sort_inputs(inputs: &[Input], sort: SortConfig, cancel: &CancellationTo
         reports.push(r);
     }
     drop(tx);
-    let runs = sorting.await.map_err(|e| io::Error::other(format!("internal error in the sorter: {e}")))??;
+    let runs = sorting
+        .await
+        .map_err(|e| io::Error::other(format!("internal error in the sorter: {e}")))??;
     Ok((runs, reports))
 }

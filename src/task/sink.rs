@@ -20,7 +20,10 @@ const OUTPUT_BUFFER: usize = 256 * 1024;
 
 /// Copies the child's stdout to `file`, counting lines. Reads to EOF even after a write
 /// error, so the child never blocks on a full pipe.
-pub async fn copy_to_file(mut stdout: ChildStdout, file: tokio::fs::File) -> io::Result<(u64, u64)> {
+pub async fn copy_to_file(
+    mut stdout: ChildStdout,
+    file: tokio::fs::File,
+) -> io::Result<(u64, u64)> {
     let mut w = tokio::io::BufWriter::with_capacity(OUTPUT_BUFFER, file);
     let mut buf = vec![0u8; CHUNK];
     let (mut lines, mut bytes) = (0u64, 0u64);
@@ -60,7 +63,11 @@ pub struct ShuffleOut {
 
 /// Sorts the child's output lines into runs on a blocking thread; the async side only
 /// reads the pipe, so the child is never stalled by a spill longer than the channel.
-pub async fn shuffle_sink(mut stdout: ChildStdout, spec: ShuffleSpec, cancel: CancellationToken) -> io::Result<ShuffleOut> {
+pub async fn shuffle_sink(
+    mut stdout: ChildStdout,
+    spec: ShuffleSpec,
+    cancel: CancellationToken,
+) -> io::Result<ShuffleOut> {
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(16);
     let counters = Arc::new(Mutex::new(Counters::new()));
     let mut sorter = Sorter::new(spec.sort.clone());
@@ -68,7 +75,13 @@ pub async fn shuffle_sink(mut stdout: ChildStdout, spec: ShuffleSpec, cancel: Ca
         let handle = tokio::runtime::Handle::current();
         let counters = counters.clone();
         sorter = sorter.with_combiner(Box::new(move |run: &Path, out: &Path| {
-            handle.block_on(run_combiner(&cmd, run.to_path_buf(), out.to_path_buf(), &cancel, &counters))
+            handle.block_on(run_combiner(
+                &cmd,
+                run.to_path_buf(),
+                out.to_path_buf(),
+                &cancel,
+                &counters,
+            ))
         }));
     }
     let sorting = tokio::task::spawn_blocking(move || -> io::Result<Runs> {
@@ -79,11 +92,15 @@ pub async fn shuffle_sink(mut stdout: ChildStdout, spec: ShuffleSpec, cancel: Ca
                 continue; // keep draining so the reader never blocks
             }
             let result = if tail.is_empty() {
-                sorter.push_lines(&chunk).map(|used| tail.extend_from_slice(&chunk[used..]))
+                sorter
+                    .push_lines(&chunk)
+                    .map(|used| tail.extend_from_slice(&chunk[used..]))
             } else {
                 tail.extend_from_slice(&chunk);
                 let buf = std::mem::take(&mut tail);
-                sorter.push_lines(&buf).map(|used| tail.extend_from_slice(&buf[used..]))
+                sorter
+                    .push_lines(&buf)
+                    .map(|used| tail.extend_from_slice(&buf[used..]))
             };
             if let Err(e) = result {
                 failure = Some(e);
@@ -109,9 +126,14 @@ pub async fn shuffle_sink(mut stdout: ChildStdout, spec: ShuffleSpec, cancel: Ca
         }
     }
     drop(tx);
-    let runs = sorting.await.map_err(|e| io::Error::other(format!("internal error in the sorter: {e}")))??;
+    let runs = sorting
+        .await
+        .map_err(|e| io::Error::other(format!("internal error in the sorter: {e}")))??;
     let combiner_counters = counters.lock().map(|c| c.clone()).unwrap_or_default();
-    Ok(ShuffleOut { runs, combiner_counters })
+    Ok(ShuffleOut {
+        runs,
+        combiner_counters,
+    })
 }
 
 /// One combiner process over one sorted run.
@@ -152,7 +174,11 @@ async fn run_combiner(
 }
 
 /// Sends a file's bytes in chunks.
-pub async fn feed_file(path: PathBuf, tx: mpsc::Sender<Vec<u8>>, stop: CancellationToken) -> io::Result<()> {
+pub async fn feed_file(
+    path: PathBuf,
+    tx: mpsc::Sender<Vec<u8>>,
+    stop: CancellationToken,
+) -> io::Result<()> {
     let mut f = tokio::fs::File::open(&path).await?;
     loop {
         let mut chunk = vec![0u8; CHUNK];

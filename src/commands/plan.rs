@@ -1,0 +1,43 @@
+//! `polymr plan`: the plan of a job, printed, not run.
+
+use std::io::Write;
+
+use crate::cli::{PlanArgs, PlanFormat};
+use crate::report::human_bytes;
+use crate::settings::plan_job;
+
+pub fn plan(args: PlanArgs) -> anyhow::Result<u8> {
+    let (_, plan, mappers) = plan_job(args.config.config.as_deref(), &args.shape, &args.inputs)?;
+    let mut out = Vec::new();
+    match args.format {
+        PlanFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &plan)?;
+            out.push(b'\n');
+        }
+        PlanFormat::Text => {
+            writeln!(
+                out,
+                "{} files, {} in {} map tasks ({} at once), {} reducers",
+                plan.total_files,
+                human_bytes(plan.total_bytes),
+                plan.map_tasks.len(),
+                mappers,
+                plan.reducers
+            )?;
+            for t in &plan.map_tasks {
+                writeln!(
+                    out,
+                    "{}  {} files  {}",
+                    t.id,
+                    t.inputs.len(),
+                    human_bytes(t.bytes)
+                )?;
+                for i in &t.inputs {
+                    writeln!(out, "    {}", i.name)?;
+                }
+            }
+        }
+    }
+    super::write_stdout(&out)?;
+    Ok(crate::exit::SUCCESS)
+}

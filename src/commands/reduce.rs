@@ -1,0 +1,38 @@
+//! `polymr reduce`: one reduce task over mapper output files.
+
+use tokio_util::sync::CancellationToken;
+
+use super::finish_task;
+use crate::cli::ReduceArgs;
+use crate::settings::ReduceSettings;
+use crate::shuffle::SortConfig;
+use crate::task::{run_reduce_task, ReduceInput, ReduceTask};
+
+pub async fn reduce(args: ReduceArgs, cancel: CancellationToken) -> anyhow::Result<u8> {
+    let s = ReduceSettings::resolve(args)?;
+    let spill_dir = tempfile::Builder::new().prefix("polymr-sort-").tempdir()?;
+    crate::process::register_temp(spill_dir.path());
+    let report = run_reduce_task(ReduceTask {
+        job: &s.job,
+        command: &s.command,
+        input: ReduceInput::Files {
+            inputs: s.inputs,
+            sort: SortConfig {
+                budget: s.sort_memory,
+                separator: s.job.key_separator.clone(),
+                partitions: 1,
+                dir: spill_dir.path().to_path_buf(),
+                name: "reduce".into(),
+            },
+        },
+        output: s.output.clone(),
+        env: s.env,
+        fail_fast: s.fail_fast,
+        cancel,
+        delete_runs: true,
+    })
+    .await;
+    crate::process::unregister_temp(spill_dir.path());
+    drop(spill_dir);
+    finish_task(&report, &s.output)
+}

@@ -1,0 +1,55 @@
+//! `polymr run`: a whole job on this machine.
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::RunArgs;
+use crate::exit;
+use crate::output::write_atomic;
+use crate::report::TaskStatus;
+use crate::settings::RunSettings;
+
+pub async fn run(args: RunArgs, cancel: CancellationToken) -> anyhow::Result<u8> {
+    let s = RunSettings::resolve(args)?;
+    tracing::info!(
+        map_tasks = s.plan.map_tasks.len(),
+        reducers = s.plan.reducers,
+        files = s.plan.total_files,
+        "job planned"
+    );
+    let report = crate::exec::run_local(&s, cancel).await?;
+    let report_path = match (&s.output, &s.output_dir) {
+        (Some(o), _) => crate::report::TaskReport::path_for(o),
+        (None, Some(d)) => d.join("report.json"),
+        (None, None) => std::path::PathBuf::from("result.txt.report.json"),
+    };
+    let json = serde_json::to_vec_pretty(&report).context("failed to serialize the job report")?;
+    write_atomic(&report_path, &json)
+        .with_context(|| format!("failed to write the report `{}`", report_path.display()))?;
+    for lost in &report.lost_inputs {
+        eprintln!(
+            "polymr: input not used: {} ({}): {}",
+            lost.name, lost.task, lost.error
+        );
+    }
+    if let Some(e) = &report.error {
+        eprintln!("polymr: error: {e}");
+    }
+    if let Some(w) = &report.workdir {
+        eprintln!(
+            "polymr: finished map tasks are kept in {}; rerun with --resume {} to skip them",
+            w.display(),
+            w.display()
+        );
+    }
+    eprintln!(
+        "{}; report: {}",
+        report.summary_line(),
+        report_path.display()
+    );
+    Ok(match report.status {
+        TaskStatus::Succeeded => exit::SUCCESS,
+        TaskStatus::Failed => exit::JOB_FAILED,
+        TaskStatus::Interrupted => exit::interrupted(crate::signals::received().unwrap_or(2)),
+    })
+}

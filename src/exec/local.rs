@@ -1,0 +1,658 @@
+//! The embedded executor: runs a plan on this machine. Up to N map tasks at once, each
+//! retried on failure; their sorted runs are merged per partition into the reducers; the
+//! partitions are published as one result. Finished map tasks are marked atomically in the
+//! work directory, so `--resume` skips them.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use futures::stream::{self, StreamExt};
+use tokio_util::sync::CancellationToken;
+
+use super::progress::Progress;
+use crate::config::JobConfig;
+use crate::output::{write_atomic, AtomicFile};
+use crate::plan::{reduce_id, MapTaskPlan, Plan};
+use crate::process::{ChildCommand, TaskEnv};
+use crate::report::{
+    merge_counters, InputStatus, JobReport, JobTimings, LostInput, ShuffleTotals, TaskReport,
+    TaskStatus, Totals,
+};
+use crate::settings::RunSettings;
+use crate::shuffle::{Runs, SortConfig};
+use crate::task::{
+    run_map_task, run_reduce_task, MapOutput, MapTask, ReduceInput, ReduceTask, ShuffleSpec,
+};
+
+/// Marks a map task's directory as complete; written last, inside the attempt directory,
+/// which is then renamed into place.
+const SUCCESS: &str = "_SUCCESS";
+
+/// One task's attempts and, if it succeeded, where its output is.
+struct TaskResult {
+    attempts: Vec<TaskReport>,
+    dir: Option<PathBuf>,
+    resumed: bool,
+    shuffle: ShuffleTotals,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct SavedShuffle {
+    records: u64,
+    bytes: u64,
+    shuffled_records: u64,
+    shuffled_bytes: u64,
+    spills: u32,
+}
+
+pub async fn run_local(s: &RunSettings, cancel: CancellationToken) -> anyhow::Result<JobReport> {
+    let started = Instant::now();
+    let started_at = crate::task::unix_ms();
+    let (workdir, temp) = match &s.resume {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| {
+                format!("failed to create the work directory `{}`", d.display())
+            })?;
+            (d.clone(), None)
+        }
+        None => {
+            let base = s
+                .output
+                .as_deref()
+                .or(s.output_dir.as_deref())
+                .and_then(Path::parent)
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("."));
+            std::fs::create_dir_all(&base)
+                .with_context(|| format!("failed to create `{}`", base.display()))?;
+            let t = tempfile::Builder::new()
+                .prefix(".polymr-work-")
+                .tempdir_in(&base)
+                .with_context(|| {
+                    format!("failed to create a work directory in `{}`", base.display())
+                })?;
+            (t.path().to_path_buf(), Some(t))
+        }
+    };
+    check_plan(&workdir, &s.plan)?;
+
+    let job = &s.job;
+    let mut report = JobReport {
+        polymr_version: env!("CARGO_PKG_VERSION"),
+        kind: "run",
+        job_id: s.job_id.clone(),
+        status: TaskStatus::Failed,
+        error: None,
+        config: job.path.clone(),
+        output: s.output.clone(),
+        output_dir: s.output_dir.clone(),
+        published: false,
+        workdir: None,
+        map_tasks: s.plan.map_tasks.len(),
+        map_tasks_resumed: 0,
+        reducers: s.plan.reducers,
+        lost_inputs: Vec::new(),
+        totals: Totals::default(),
+        shuffle: ShuffleTotals::default(),
+        counters: Default::default(),
+        timings: JobTimings {
+            started_at_unix_ms: started_at,
+            ..JobTimings::default()
+        },
+        driver_peak_rss_bytes: 0,
+        tasks: Vec::new(),
+    };
+
+    // Map phase.
+    let running = s.mappers.min(s.plan.map_tasks.len()).max(1);
+    let budget = (s.sort_memory / running).max(1 << 20);
+    let mut progress = Progress::new("map", s.plan.map_tasks.len());
+    let combiner = match &job.combiner {
+        Some(c) => Some(Arc::new(
+            ChildCommand::for_step(
+                job,
+                c,
+                &TaskEnv {
+                    job_id: s.job_id.clone(),
+                    ..TaskEnv::default()
+                },
+            )
+            .context("cannot run the combiner")?,
+        )),
+        None => None,
+    };
+    let ctx = MapContext {
+        s,
+        job,
+        workdir: &workdir,
+        budget,
+        combiner,
+        cancel: &cancel,
+    };
+    let mut results: Vec<(usize, TaskResult)> = Vec::new();
+    let mut stream = stream::iter(s.plan.map_tasks.iter())
+        .map(|t| async { (t.index, run_map_with_retries(&ctx, t).await) })
+        .buffer_unordered(running);
+    while let Some((index, r)) = stream.next().await {
+        for a in &r.attempts {
+            let ok = a.status == TaskStatus::Succeeded;
+            progress.attempt(a, ok);
+        }
+        results.push((index, r));
+    }
+    drop(stream);
+    progress.finish();
+    results.sort_by_key(|(i, _)| *i);
+    report.timings.map_ms = started.elapsed().as_millis() as u64;
+
+    let mut totals = Totals::default();
+    for (index, r) in &results {
+        let plan = &s.plan.map_tasks[*index];
+        report.map_tasks_resumed += usize::from(r.resumed);
+        report.shuffle.map_output_records += r.shuffle.map_output_records;
+        report.shuffle.map_output_bytes += r.shuffle.map_output_bytes;
+        report.shuffle.shuffled_records += r.shuffle.shuffled_records;
+        report.shuffle.shuffled_bytes += r.shuffle.shuffled_bytes;
+        report.shuffle.spills += r.shuffle.spills;
+        match (&r.dir, r.attempts.last()) {
+            (Some(_), Some(last)) => {
+                add_totals(&mut totals, &last.totals);
+                merge_counters(&mut report.counters, &last.counters);
+                for i in last
+                    .inputs
+                    .iter()
+                    .filter(|i| i.status != InputStatus::Processed)
+                {
+                    report.lost_inputs.push(LostInput {
+                        name: i.name.clone(),
+                        task: plan.id.clone(),
+                        error: i.error.clone().unwrap_or_default(),
+                    });
+                }
+            }
+            _ => {
+                let why = r
+                    .attempts
+                    .last()
+                    .and_then(|a| a.error.clone())
+                    .unwrap_or_else(|| "the task did not run".into());
+                for i in &plan.inputs {
+                    report.lost_inputs.push(LostInput {
+                        name: i.name.clone(),
+                        task: plan.id.clone(),
+                        error: format!("its map task failed {} times: {why}", r.attempts.len()),
+                    });
+                }
+            }
+        }
+    }
+    report.tasks = results
+        .iter()
+        .flat_map(|(_, r)| r.attempts.iter().cloned())
+        .collect();
+    let interrupted = cancel.is_cancelled();
+    let failed_maps: Vec<&str> = results
+        .iter()
+        .filter(|(_, r)| r.dir.is_none())
+        .map(|(i, _)| s.plan.map_tasks[*i].id.as_str())
+        .collect();
+
+    let mut parts: Vec<PathBuf> = Vec::new();
+    if interrupted {
+        report.status = TaskStatus::Interrupted;
+        report.error = Some("interrupted by a signal; nothing was published".into());
+    } else if !failed_maps.is_empty() {
+        report.error = Some(format!(
+            "{} map task(s) failed after {} retries: {}",
+            failed_maps.len(),
+            s.retries,
+            failed_maps.join(", ")
+        ));
+    } else if s.plan.reducers == 0 {
+        parts = results
+            .iter()
+            .filter_map(|(_, r)| r.dir.as_ref().map(|d| d.join("output")))
+            .collect();
+        totals.output_records = totals.output_records.max(0);
+        report.status = TaskStatus::Succeeded;
+    } else {
+        // Reduce phase.
+        let reduce_started = Instant::now();
+        let dirs: Vec<PathBuf> = results.iter().filter_map(|(_, r)| r.dir.clone()).collect();
+        let reduce_dir = workdir.join("reduce");
+        std::fs::create_dir_all(&reduce_dir)
+            .with_context(|| format!("failed to create `{}`", reduce_dir.display()))?;
+        let reducer = job.reducer()?.clone();
+        let mut progress = Progress::new("reduce", s.plan.reducers as usize);
+        let mut reduced: Vec<(u32, Vec<TaskReport>, Option<PathBuf>)> = Vec::new();
+        let mut stream = stream::iter(0..s.plan.reducers)
+            .map(|p| {
+                let runs = runs_of(&dirs, p);
+                let out = reduce_dir.join(format!("part-{p:05}"));
+                let reducer = &reducer;
+                let cancel = &cancel;
+                async move {
+                    let mut attempts = Vec::new();
+                    for attempt in 0..=s.retries {
+                        if cancel.is_cancelled() {
+                            break;
+                        }
+                        let env = TaskEnv {
+                            job_id: s.job_id.clone(),
+                            attempt_id: format!(
+                                "attempt_{}_r_{p:06}_{attempt}",
+                                s.job_id.trim_start_matches("job_")
+                            ),
+                            partition: Some(p as usize),
+                            input_file: None,
+                        };
+                        let command = match ChildCommand::for_step(job, reducer, &env) {
+                            Ok(c) => c,
+                            Err(e) => {
+                                let mut r = crate::task::failed_report(
+                                    "reduce",
+                                    job,
+                                    &env,
+                                    out.clone(),
+                                    e.to_string(),
+                                );
+                                r.attempt_id = env.attempt_id.clone();
+                                attempts.push(r);
+                                break;
+                            }
+                        };
+                        let r = run_reduce_task(ReduceTask {
+                            job,
+                            command: &command,
+                            input: ReduceInput::Runs {
+                                label: format!("{} ({} runs)", reduce_id(p), runs.len()),
+                                runs: runs.clone(),
+                            },
+                            output: out.clone(),
+                            env,
+                            fail_fast: s.fail_fast,
+                            cancel: cancel.clone(),
+                            delete_runs: false,
+                        })
+                        .await;
+                        let status = r.status;
+                        if status == TaskStatus::Failed {
+                            tracing::warn!(
+                                "{} attempt {attempt} failed: {}",
+                                reduce_id(p),
+                                r.error.as_deref().unwrap_or("")
+                            );
+                        }
+                        attempts.push(r);
+                        if status != TaskStatus::Failed {
+                            break;
+                        }
+                    }
+                    let ok = attempts
+                        .last()
+                        .is_some_and(|a| a.status == TaskStatus::Succeeded);
+                    (p, attempts, ok.then_some(out))
+                }
+            })
+            .buffer_unordered(running);
+        while let Some((p, attempts, out)) = stream.next().await {
+            for a in &attempts {
+                progress.attempt(a, a.status == TaskStatus::Succeeded);
+            }
+            reduced.push((p, attempts, out));
+        }
+        drop(stream);
+        progress.finish();
+        reduced.sort_by_key(|(p, _, _)| *p);
+        report.timings.reduce_ms = reduce_started.elapsed().as_millis() as u64;
+        let mut failed = Vec::new();
+        for (p, attempts, out) in reduced {
+            if let Some(last) = attempts.last() {
+                merge_counters(&mut report.counters, &last.counters);
+                if out.is_some() {
+                    totals.output_records += last.totals.output_records;
+                    totals.output_bytes += last.totals.output_bytes;
+                }
+            }
+            report.tasks.extend(attempts);
+            match out {
+                Some(o) => parts.push(o),
+                None => failed.push(reduce_id(p)),
+            }
+        }
+        if cancel.is_cancelled() {
+            report.status = TaskStatus::Interrupted;
+            report.error = Some("interrupted by a signal; nothing was published".into());
+        } else if failed.is_empty() {
+            report.status = TaskStatus::Succeeded;
+        } else {
+            report.error = Some(format!(
+                "{} reduce task(s) failed after {} retries: {}",
+                failed.len(),
+                s.retries,
+                failed.join(", ")
+            ));
+        }
+    }
+    if s.plan.reducers == 0 {
+        for (_, r) in &results {
+            if let Some(last) = r.attempts.last() {
+                totals.output_records += last.totals.output_records;
+                totals.output_bytes += last.totals.output_bytes;
+            }
+        }
+    }
+    report.totals = totals;
+
+    if report.status == TaskStatus::Succeeded {
+        if let Err(e) = publish(s, &parts) {
+            report.status = TaskStatus::Failed;
+            report.error = Some(format!("failed to publish the result: {e:#}"));
+        } else {
+            report.published = true;
+        }
+    }
+    if report.status != TaskStatus::Succeeded {
+        // Keep the finished map tasks for `--resume`.
+        let kept = match temp {
+            Some(t) => t.keep(),
+            None => workdir.clone(),
+        };
+        report.workdir = Some(kept);
+    } else if s.resume.is_some() {
+        clear_workdir(&workdir);
+    }
+    report.timings.total_ms = started.elapsed().as_millis() as u64;
+    report.driver_peak_rss_bytes = crate::report::driver_peak_rss();
+    Ok(report)
+}
+
+struct MapContext<'a> {
+    s: &'a RunSettings,
+    job: &'a JobConfig,
+    workdir: &'a Path,
+    budget: usize,
+    combiner: Option<Arc<ChildCommand>>,
+    cancel: &'a CancellationToken,
+}
+
+async fn run_map_with_retries(ctx: &MapContext<'_>, t: &MapTaskPlan) -> TaskResult {
+    let s = ctx.s;
+    let done_dir = ctx.workdir.join(&t.id);
+    if done_dir.join(SUCCESS).is_file() {
+        if let Some(r) = load_done(&done_dir) {
+            tracing::info!("{}: complete in the work directory, skipped", t.id);
+            return r;
+        }
+    }
+    let mut attempts = Vec::new();
+    for attempt in 0..=s.retries {
+        if ctx.cancel.is_cancelled() {
+            break;
+        }
+        let dir = ctx.workdir.join(format!("{}.attempt-{attempt}", t.id));
+        let _ = std::fs::remove_dir_all(&dir);
+        let env = TaskEnv {
+            job_id: s.job_id.clone(),
+            attempt_id: format!(
+                "attempt_{}_m_{:06}_{attempt}",
+                s.job_id.trim_start_matches("job_"),
+                t.index
+            ),
+            partition: None,
+            input_file: match t.inputs.as_slice() {
+                [one] => Some(one.name.clone()),
+                _ => None,
+            },
+        };
+        let command = match ChildCommand::for_step(ctx.job, &ctx.job.mapper, &env) {
+            Ok(c) => c,
+            Err(e) => {
+                attempts.push(crate::task::failed_report(
+                    "map",
+                    ctx.job,
+                    &env,
+                    dir.clone(),
+                    e.to_string(),
+                ));
+                break;
+            }
+        };
+        let output = if s.plan.reducers == 0 {
+            MapOutput::File(dir.join("output"))
+        } else {
+            MapOutput::Shuffle(ShuffleSpec {
+                sort: SortConfig {
+                    budget: ctx.budget,
+                    separator: ctx.job.key_separator.clone(),
+                    partitions: s.plan.reducers,
+                    dir: dir.clone(),
+                    name: t.id.clone(),
+                },
+                combiner: ctx.combiner.clone(),
+            })
+        };
+        let outcome = run_map_task(MapTask {
+            job: ctx.job,
+            command: &command,
+            inputs: t.inputs.iter().map(|i| i.to_input()).collect(),
+            output,
+            env,
+            fail_fast: s.fail_fast,
+            cancel: ctx.cancel.clone(),
+        })
+        .await;
+        let status = outcome.report.status;
+        let saved = outcome.runs.as_ref().map(saved_shuffle).unwrap_or_default();
+        if status == TaskStatus::Succeeded {
+            match mark_done(&dir, &done_dir, &outcome.report, &saved) {
+                Ok(()) => {
+                    attempts.push(outcome.report);
+                    return TaskResult {
+                        attempts,
+                        dir: Some(done_dir),
+                        resumed: false,
+                        shuffle: totals_of(&saved),
+                    };
+                }
+                Err(e) => {
+                    let mut r = outcome.report;
+                    r.status = TaskStatus::Failed;
+                    r.error = Some(format!("failed to mark the task complete: {e:#}"));
+                    attempts.push(r);
+                }
+            }
+        } else {
+            if status == TaskStatus::Failed {
+                tracing::warn!(
+                    "{} attempt {attempt} failed{}: {}",
+                    t.id,
+                    if attempt < s.retries {
+                        ", retrying"
+                    } else {
+                        ""
+                    },
+                    outcome.report.error.as_deref().unwrap_or("")
+                );
+            }
+            attempts.push(outcome.report);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        if status == TaskStatus::Interrupted {
+            break;
+        }
+    }
+    TaskResult {
+        attempts,
+        dir: None,
+        resumed: false,
+        shuffle: ShuffleTotals::default(),
+    }
+}
+
+fn saved_shuffle(r: &Runs) -> SavedShuffle {
+    SavedShuffle {
+        records: r.records,
+        bytes: r.bytes,
+        shuffled_records: r.shuffled_records,
+        shuffled_bytes: r.shuffled_bytes,
+        spills: r.spills,
+    }
+}
+
+fn totals_of(s: &SavedShuffle) -> ShuffleTotals {
+    ShuffleTotals {
+        map_output_records: s.records,
+        map_output_bytes: s.bytes,
+        shuffled_records: s.shuffled_records,
+        shuffled_bytes: s.shuffled_bytes,
+        spills: s.spills,
+    }
+}
+
+/// Writes the report and the marker into the attempt directory, then renames it into place:
+/// a task directory either is complete or does not exist.
+fn mark_done(
+    dir: &Path,
+    done: &Path,
+    report: &TaskReport,
+    shuffle: &SavedShuffle,
+) -> anyhow::Result<()> {
+    write_atomic(
+        &dir.join("report.json"),
+        &serde_json::to_vec_pretty(report)?,
+    )?;
+    write_atomic(&dir.join("shuffle.json"), &serde_json::to_vec(shuffle)?)?;
+    write_atomic(&dir.join(SUCCESS), b"")?;
+    if done.exists() {
+        std::fs::remove_dir_all(done)
+            .with_context(|| format!("failed to remove a stale `{}`", done.display()))?;
+    }
+    std::fs::rename(dir, done).with_context(|| {
+        format!(
+            "failed to rename `{}` to `{}`",
+            dir.display(),
+            done.display()
+        )
+    })?;
+    Ok(())
+}
+
+fn load_done(dir: &Path) -> Option<TaskResult> {
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("report.json")).ok()?).ok()?;
+    let shuffle: SavedShuffle =
+        serde_json::from_slice(&std::fs::read(dir.join("shuffle.json")).ok()?).ok()?;
+    let report = crate::task::report_from_json(&report)?;
+    Some(TaskResult {
+        attempts: vec![report],
+        dir: Some(dir.to_path_buf()),
+        resumed: true,
+        shuffle: totals_of(&shuffle),
+    })
+}
+
+/// The runs of partition `p` in every map task directory, in task order.
+fn runs_of(dirs: &[PathBuf], p: u32) -> Vec<PathBuf> {
+    let suffix = format!("-part{p:05}");
+    let mut runs = Vec::new();
+    for d in dirs {
+        let Ok(entries) = std::fs::read_dir(d) else {
+            continue;
+        };
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().ends_with(&suffix))
+            })
+            .collect();
+        found.sort();
+        runs.extend(found);
+    }
+    runs
+}
+
+fn check_plan(workdir: &Path, plan: &Plan) -> anyhow::Result<()> {
+    let path = workdir.join("plan.json");
+    if path.is_file() {
+        let old: Plan = serde_json::from_slice(&std::fs::read(&path)?)
+            .with_context(|| format!("`{}` is not a polymr plan", path.display()))?;
+        if old.map_tasks != plan.map_tasks || old.reducers != plan.reducers {
+            return Err(crate::exit::UsageError(format!(
+                "--resume: `{}` holds the work of another plan (different inputs, --mappers, --reducers or batch size); use a new directory or the same arguments",
+                workdir.display()
+            ))
+            .into());
+        }
+        return Ok(());
+    }
+    write_atomic(&path, &serde_json::to_vec_pretty(plan)?)
+        .with_context(|| format!("failed to write `{}`", path.display()))
+}
+
+fn clear_workdir(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            let _ = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+        }
+    }
+}
+
+fn add_totals(into: &mut Totals, t: &Totals) {
+    into.files += t.files;
+    into.files_processed += t.files_processed;
+    into.files_failed += t.files_failed;
+    into.files_skipped += t.files_skipped;
+    into.bytes_read += t.bytes_read;
+    into.bytes += t.bytes;
+    into.records += t.records;
+    into.invalid_records += t.invalid_records;
+}
+
+/// The single result (partitions concatenated in order) and/or one file per partition.
+fn publish(s: &RunSettings, parts: &[PathBuf]) -> anyhow::Result<()> {
+    if let Some(dir) = &s.output_dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("failed to create `{}`", dir.display()))?;
+        let prefix = if s.plan.reducers == 0 {
+            "part-m"
+        } else {
+            "part"
+        };
+        for (i, part) in parts.iter().enumerate() {
+            let target = dir.join(format!("{prefix}-{i:05}"));
+            copy_atomic(&[part.clone()], &target)?;
+        }
+        write_atomic(&dir.join(SUCCESS), b"")?;
+    }
+    if let Some(out) = &s.output {
+        copy_atomic(parts, out)?;
+    }
+    Ok(())
+}
+
+fn copy_atomic(parts: &[PathBuf], target: &Path) -> anyhow::Result<()> {
+    let out = AtomicFile::create(target)
+        .with_context(|| format!("failed to create the output beside `{}`", target.display()))?;
+    {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, out.reopen()?);
+        for p in parts {
+            let mut f = std::fs::File::open(p)
+                .with_context(|| format!("failed to open `{}`", p.display()))?;
+            std::io::copy(&mut f, &mut w)
+                .with_context(|| format!("failed to copy `{}`", p.display()))?;
+        }
+        std::io::Write::flush(&mut w)?;
+    }
+    out.publish()
+        .with_context(|| format!("failed to publish `{}`", target.display()))
+}
