@@ -216,7 +216,6 @@ pub async fn run_local(s: &RunSettings, cancel: CancellationToken) -> anyhow::Re
             .iter()
             .filter_map(|(_, r)| r.dir.as_ref().map(|d| d.join("output")))
             .collect();
-        totals.output_records = totals.output_records.max(0);
         report.status = TaskStatus::Succeeded;
     } else {
         // Reduce phase.
@@ -630,7 +629,7 @@ fn publish(s: &RunSettings, parts: &[PathBuf]) -> anyhow::Result<()> {
         };
         for (i, part) in parts.iter().enumerate() {
             let target = dir.join(format!("{prefix}-{i:05}"));
-            copy_atomic(&[part.clone()], &target)?;
+            copy_atomic(std::slice::from_ref(part), &target)?;
         }
         write_atomic(&dir.join(SUCCESS), b"")?;
     }
