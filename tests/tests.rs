@@ -6,3 +6,4 @@ mod util;
 mod config;
 mod failures;
 mod map;
+mod run;
