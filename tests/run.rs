@@ -258,7 +258,7 @@ fn combiner_changes_only_the_volume_shuffled() {
         .as_u64()
         .expect("number");
     assert!(
-        combined < 1200 && combined >= 5,
+        (5..1200).contains(&combined),
         "combined to {combined} records"
     );
 }
