@@ -26,6 +26,23 @@ pub async fn run(args: RunArgs, cancel: CancellationToken) -> anyhow::Result<u8>
     let json = serde_json::to_vec_pretty(&report).context("failed to serialize the job report")?;
     write_atomic(&report_path, &json)
         .with_context(|| format!("failed to write the report `{}`", report_path.display()))?;
+    for t in report
+        .tasks
+        .iter()
+        .filter(|t| t.status == TaskStatus::Succeeded)
+    {
+        for i in t.inputs.iter().filter(|i| i.invalid_records > 0) {
+            let first = i
+                .invalid_samples
+                .first()
+                .map(|s| format!(" (first at line {}: {})", s.line, s.message))
+                .unwrap_or_default();
+            eprintln!(
+                "polymr: {} invalid records in {}{first}",
+                i.invalid_records, i.name
+            );
+        }
+    }
     for lost in &report.lost_inputs {
         eprintln!(
             "polymr: input not used: {} ({}): {}",
