@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::drive::{drive, with_tail, Stopped};
 use super::feed::CHUNK;
 use super::map::{new_report, TaskFailure};
-use super::sink::copy_to_file;
+use super::sink::{copy_to_file, push_chunk};
 use crate::config::JobConfig;
 use crate::decode;
 use crate::input::Input;
@@ -249,10 +249,7 @@ async fn sort_inputs(
                 }
                 continue;
             }
-            tail.extend_from_slice(&chunk);
-            let buf = std::mem::take(&mut tail);
-            let used = sorter.push_lines(&buf)?;
-            tail.extend_from_slice(&buf[used..]);
+            push_chunk(&mut sorter, &mut tail, &chunk)?;
         }
         if !tail.is_empty() {
             sorter.push(&tail)?;

@@ -136,6 +136,25 @@ pub async fn shuffle_sink(
     })
 }
 
+/// Pushes the complete lines of `chunk` into the sorter; `tail` carries a line split across
+/// chunks, and only that line is copied.
+pub fn push_chunk(sorter: &mut Sorter, tail: &mut Vec<u8>, chunk: &[u8]) -> io::Result<()> {
+    let mut rest = chunk;
+    if !tail.is_empty() {
+        let Some(nl) = memchr::memchr(b'\n', chunk) else {
+            tail.extend_from_slice(chunk);
+            return Ok(());
+        };
+        tail.extend_from_slice(&chunk[..nl]);
+        sorter.push(tail)?;
+        tail.clear();
+        rest = &chunk[nl + 1..];
+    }
+    let used = sorter.push_lines(rest)?;
+    tail.extend_from_slice(&rest[used..]);
+    Ok(())
+}
+
 /// One combiner process over one sorted run.
 async fn run_combiner(
     cmd: &ChildCommand,
