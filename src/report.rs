@@ -15,6 +15,27 @@ pub enum TaskStatus {
     Interrupted,
 }
 
+impl TaskStatus {
+    /// For the summary line; a failure is loud.
+    pub fn label(self) -> &'static str {
+        match self {
+            TaskStatus::Succeeded => "succeeded",
+            TaskStatus::Failed => "FAILED",
+            TaskStatus::Interrupted => "interrupted",
+        }
+    }
+
+    pub fn exit_code(self) -> u8 {
+        match self {
+            TaskStatus::Succeeded => crate::exit::SUCCESS,
+            TaskStatus::Failed => crate::exit::JOB_FAILED,
+            TaskStatus::Interrupted => {
+                crate::exit::interrupted(crate::signals::received().unwrap_or(2))
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InputStatus {
@@ -145,11 +166,7 @@ impl TaskReport {
     /// One line for a person: what happened, how much, where it went.
     pub fn summary_line(&self) -> String {
         let t = &self.totals;
-        let status = match self.status {
-            TaskStatus::Succeeded => "succeeded",
-            TaskStatus::Failed => "FAILED",
-            TaskStatus::Interrupted => "interrupted",
-        };
+        let status = self.status.label();
         let mut s = format!(
             "polymr {}: {status}: {} files ({} failed, {} skipped), {} records ({} invalid), {} → {} output lines in {:.2}s",
             self.kind,
@@ -254,11 +271,7 @@ pub struct JobTimings {
 impl JobReport {
     pub fn summary_line(&self) -> String {
         let t = &self.totals;
-        let status = match self.status {
-            TaskStatus::Succeeded => "succeeded",
-            TaskStatus::Failed => "FAILED",
-            TaskStatus::Interrupted => "interrupted",
-        };
+        let status = self.status.label();
         let mut s = format!(
             "polymr run: {status}: {} map tasks ({} resumed), {} reducers, {} files ({} failed), {} records ({} invalid), {} → {} output lines in {:.2}s",
             self.map_tasks,

@@ -15,9 +15,8 @@ pub use plan::plan;
 pub use reduce::reduce;
 pub use run::run;
 
-use crate::exit;
 use crate::output::write_atomic;
-use crate::report::{InputStatus, TaskReport, TaskStatus};
+use crate::report::{InputReport, InputStatus, TaskReport};
 
 /// Writes a task's report beside its output, tells the person on stderr, picks the exit code.
 fn finish_task(report: &TaskReport, output: &Path) -> anyhow::Result<u8> {
@@ -36,7 +35,21 @@ fn finish_task(report: &TaskReport, output: &Path) -> anyhow::Result<u8> {
             i.error.as_deref().unwrap_or("unknown error")
         );
     }
-    for i in report.inputs.iter().filter(|i| i.invalid_records > 0) {
+    print_invalid(&report.inputs);
+    if let Some(e) = &report.error {
+        eprintln!("polymr: error: {e}");
+    }
+    eprintln!(
+        "{}; report: {}",
+        report.summary_line(),
+        report_path.display()
+    );
+    Ok(report.status.exit_code())
+}
+
+/// One stderr line per input that held invalid records, with the first one's line.
+fn print_invalid(inputs: &[InputReport]) {
+    for i in inputs.iter().filter(|i| i.invalid_records > 0) {
         let first = i
             .invalid_samples
             .first()
@@ -47,19 +60,6 @@ fn finish_task(report: &TaskReport, output: &Path) -> anyhow::Result<u8> {
             i.invalid_records, i.name
         );
     }
-    if let Some(e) = &report.error {
-        eprintln!("polymr: error: {e}");
-    }
-    eprintln!(
-        "{}; report: {}",
-        report.summary_line(),
-        report_path.display()
-    );
-    Ok(match report.status {
-        TaskStatus::Succeeded => exit::SUCCESS,
-        TaskStatus::Failed => exit::JOB_FAILED,
-        TaskStatus::Interrupted => exit::interrupted(crate::signals::received().unwrap_or(2)),
-    })
 }
 
 /// stdout carries data only; a closed pipe (`polymr plan | head`) is a clean exit.

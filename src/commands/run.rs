@@ -4,7 +4,6 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::RunArgs;
-use crate::exit;
 use crate::output::write_atomic;
 use crate::report::TaskStatus;
 use crate::settings::RunSettings;
@@ -64,9 +63,5 @@ pub async fn run(args: RunArgs, cancel: CancellationToken) -> anyhow::Result<u8>
         report.summary_line(),
         report_path.display()
     );
-    Ok(match report.status {
-        TaskStatus::Succeeded => exit::SUCCESS,
-        TaskStatus::Failed => exit::JOB_FAILED,
-        TaskStatus::Interrupted => exit::interrupted(crate::signals::received().unwrap_or(2)),
-    })
+    Ok(report.status.exit_code())
 }

@@ -243,16 +243,9 @@ async fn feed_path(
 ) -> Result<(), FeedError> {
     let local = match (input.local_path(), codec) {
         (Some(p), decode::Codec::Plain) => {
+            // Read once anyway, for the report's counts.
             let p = std::fs::canonicalize(p)?;
-            let mut chunk = vec![0u8; CHUNK];
-            loop {
-                let n = reader.read(&mut chunk).await?;
-                if n == 0 {
-                    break;
-                }
-                report.records += records::count_lines(&chunk[..n]);
-                report.bytes += n as u64;
-            }
+            count_into(reader, report, None).await?;
             p
         }
         _ => {
@@ -271,16 +264,7 @@ async fn feed_path(
             let path = scratch.join(format!("{index:05}-{stem}"));
             let mut file =
                 tokio::io::BufWriter::with_capacity(CHUNK, tokio::fs::File::create(&path).await?);
-            let mut chunk = vec![0u8; CHUNK];
-            loop {
-                let n = reader.read(&mut chunk).await?;
-                if n == 0 {
-                    break;
-                }
-                report.records += records::count_lines(&chunk[..n]);
-                report.bytes += n as u64;
-                file.write_all(&chunk[..n]).await?;
-            }
+            count_into(reader, report, Some(&mut file)).await?;
             file.flush().await?;
             path
         }
@@ -288,6 +272,26 @@ async fn feed_path(
     let mut line = local.to_string_lossy().into_owned().into_bytes();
     line.push(b'\n');
     send(tx, line).await
+}
+
+/// Reads `reader` to its end, counting lines and bytes into the report, copying to `copy`.
+async fn count_into(
+    reader: &mut ByteStream,
+    report: &mut InputReport,
+    mut copy: Option<&mut tokio::io::BufWriter<tokio::fs::File>>,
+) -> io::Result<()> {
+    let mut chunk = vec![0u8; CHUNK];
+    loop {
+        let n = reader.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        report.records += records::count_lines(&chunk[..n]);
+        report.bytes += n as u64;
+        if let Some(w) = copy.as_mut() {
+            w.write_all(&chunk[..n]).await?;
+        }
+    }
 }
 
 /// Writes chunks to the child's stdin until the channel closes, then closes stdin so the
