@@ -10,6 +10,8 @@ NATIVE      := custom-mappers/os_count_c
 SAMPLE      := examples/data
 DEMO_OUT    := target/demo/result.txt
 DEMO_INPUT  ?= $(SAMPLE)
+# A Python with `cryptography`, for the independent credentials test vectors.
+TEST_VENV   := target/test-venv
 # Commands the tests need, and the Debian package that provides each.
 TEST_CMDS   := xz:xz-utils gzip:gzip zstd:zstd bzip2:bzip2 $(CC):gcc mawk:mawk \
                $(PYTHON):python3 node:nodejs
@@ -60,9 +62,15 @@ test-deps: ## install what the tests need (Debian, apt-get) when it is missing
 	|| { $$SUDO apt-get update && \
 	     $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; } \
 	|| { echo "test-deps: could not install$$missing (no network?)" >&2; exit 1; }
+	@# cryptography: independent credential test vectors; moto[server]: the S3-compatible test server.
+	@$(TEST_VENV)/bin/python -c 'import cryptography, moto.server' 2>/dev/null || { \
+		echo "test-deps: making $(TEST_VENV) with cryptography and moto[server]"; \
+		{ [ -x $(TEST_VENV)/bin/pip ] || $(PYTHON) -m venv $(TEST_VENV); } && \
+		$(TEST_VENV)/bin/pip install --quiet cryptography 'moto[server]'; } \
+	|| { echo "test-deps: could not make $(TEST_VENV) (needs python3-venv and PyPI)" >&2; exit 1; }
 
 test: test-deps native ## run the whole test suite (Rust, Python helper, JS helper)
-	$(CARGO) test --release
+	POLYMR_TEST_PYTHON=$(CURDIR)/$(TEST_VENV)/bin/python $(CARGO) test --release
 	$(PYTHON) -m unittest discover -s helpers/python -v
 	node --test helpers/js/test_polymr_helper.js
 

@@ -34,6 +34,54 @@ pub enum Command {
     Run(RunArgs),
     /// Print the job's plan (map tasks as size-balanced batches of files) without running it.
     Plan(PlanArgs),
+    /// Make a key pair, and encrypt the AWS credentials a task receives in CREDENTIALS.
+    Credentials(CredentialsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CredentialsArgs {
+    #[command(subcommand)]
+    pub command: CredentialsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CredentialsCommand {
+    /// Generate an RSA key pair: DIR/key.pem (private, mode 0600) and DIR/key.pub.pem.
+    Keygen(KeygenArgs),
+    /// Encrypt AWS credentials for a task and print the CREDENTIALS value on stdout.
+    Encrypt(EncryptArgs),
+    /// Debugging aid: decrypt CREDENTIALS from the environment and print only its format,
+    /// access key id and region (never a secret).
+    DecryptCheck(DecryptCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Directory for key.pem and key.pub.pem (created if missing; existing keys are kept).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub out_dir: PathBuf,
+    /// RSA modulus size.
+    #[arg(long, value_name = "BITS", default_value_t = 2048)]
+    pub bits: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct EncryptArgs {
+    /// The recipient's RSA public key (PEM: `PUBLIC KEY` or `RSA PUBLIC KEY`).
+    #[arg(long, value_name = "PATH")]
+    pub public_key: PathBuf,
+    /// Credentials JSON ({accessKeyId, secretAccessKey, sessionToken, region}, or the output of
+    /// `aws sts get-federation-token`), `-` for stdin [default: AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION from the environment]
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DecryptCheckArgs {
+    /// RSA private key [default: $POLYMR_PRIVATE_KEY, then /opt/analysis-tools/key.pem]
+    #[arg(long, value_name = "PATH")]
+    pub private_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -46,6 +94,11 @@ pub enum PlanFormat {
 pub struct ReduceArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// URL template of map task artifacts, `{taskId}` replaced by each id of INPUT_TASK_IDS.
+    #[arg(long, value_name = "URL", env = "POLYMR_ARTIFACT_URL")]
+    pub artifact_url: Option<String>,
     /// Where the reducer's output goes; the report is written beside it.
     #[arg(short, long, value_name = "PATH", default_value = "result.txt")]
     pub output: PathBuf,
@@ -55,8 +108,9 @@ pub struct ReduceArgs {
     /// Stop at the first input that cannot be read.
     #[arg(long)]
     pub fail_fast: bool,
-    /// Mapper output files or directories (the original downloaded them into ./mapperOutput/).
-    #[arg(required = true, value_name = "INPUT")]
+    /// Mapper output files, directories, s3:// or http(s):// URLs (the original downloaded
+    /// them into ./mapperOutput/); with none, the artifacts of INPUT_TASK_IDS.
+    #[arg(value_name = "INPUT")]
     pub inputs: Vec<String>,
 }
 
@@ -77,6 +131,8 @@ pub struct JobShapeArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     #[command(flatten)]
     pub shape: JobShapeArgs,
     /// The job's single result: every partition's output, concatenated in partition order.
@@ -107,6 +163,8 @@ pub struct PlanArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
     #[command(flatten)]
+    pub remote: RemoteArgs,
+    #[command(flatten)]
     pub shape: JobShapeArgs,
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
@@ -121,10 +179,35 @@ pub struct ConfigArgs {
     pub config: Option<PathBuf>,
 }
 
+/// Where remote inputs and outputs are, and how to reach them.
+#[derive(Debug, Args, Default, Clone)]
+pub struct RemoteArgs {
+    /// Bucket of bare S3 keys given as inputs [default: telemetry-published-v1 when CREDENTIALS is set]
+    #[arg(long, value_name = "NAME", env = "POLYMR_BUCKET")]
+    pub bucket: Option<String>,
+    /// S3-compatible endpoint (also AWS_ENDPOINT_URL); implies path-style addressing.
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// Downloads running ahead of the input being read [default: 3 for map tasks, 20 for reduce tasks]
+    #[arg(long, value_name = "K")]
+    pub parallel_downloads: Option<usize>,
+    /// Keep downloaded S3 objects under `./s3/KEY`, as the original did.
+    #[arg(long)]
+    pub keep_downloads: bool,
+    /// Retries of a broken or refused download before the input is reported failed.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub download_retries: u32,
+    /// RSA private key that decrypts CREDENTIALS [default: $POLYMR_PRIVATE_KEY, then /opt/analysis-tools/key.pem]
+    #[arg(long, value_name = "PATH")]
+    pub private_key: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct MapArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     /// Where the mapper's output goes; the report is written beside it as `<PATH>.report.json`.
     #[arg(short, long, value_name = "PATH", default_value = "result.txt")]
     pub output: PathBuf,

@@ -34,6 +34,11 @@ pub fn classify(err: &anyhow::Error) -> u8 {
         {
             return USAGE;
         }
+        if let Some(e) = cause.downcast_ref::<crate::credentials::CredentialsError>() {
+            if e.is_usage() {
+                return USAGE;
+            }
+        }
     }
     INTERNAL
 }

@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod credentials;
 pub mod decode;
 pub mod exec;
 pub mod exit;

@@ -24,7 +24,8 @@ fn main() -> ExitCode {
             Command::Map(args) => commands::map(args, cancel).await,
             Command::Reduce(args) => commands::reduce(args, cancel).await,
             Command::Run(args) => commands::run(args, cancel).await,
-            Command::Plan(args) => commands::plan(args),
+            Command::Plan(args) => commands::plan(args).await,
+            Command::Credentials(args) => commands::credentials(args),
         }
     });
     // Children and temp files are owned by the tasks, which have finished by now; the

@@ -14,8 +14,11 @@ pub const PLAN_VERSION: u32 = 1;
 pub struct PlannedInput {
     pub name: String,
     /// A local path, when the input is a local file.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<PathBuf>,
+    /// `s3://…` or `http(s)://…`, when the input is remote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     /// Why the input cannot be read, when planning already knows.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub missing: Option<String>,
@@ -56,10 +59,11 @@ pub fn reduce_id(partition: u32) -> String {
 
 impl PlannedInput {
     pub fn to_input(&self) -> Input {
-        let location = match (&self.path, &self.missing) {
-            (Some(p), None) => Location::Local(p.clone()),
-            (_, Some(why)) => Location::Missing(why.clone()),
-            (None, None) => Location::Missing(format!("{}: no location", self.name)),
+        let location = match (&self.path, &self.url, &self.missing) {
+            (_, _, Some(why)) => Location::Missing(why.clone()),
+            (Some(p), _, None) => Location::Local(p.clone()),
+            (None, Some(url), None) => return Input::from_url(&self.name, url, Some(self.size)),
+            (None, None, None) => Location::Missing(format!("{}: no location", self.name)),
         };
         Input {
             name: self.name.clone(),
@@ -77,9 +81,10 @@ pub fn plan(config: PathBuf, inputs: &[Input], opts: PlanOptions) -> Plan {
         .map(|i| PlannedInput {
             name: i.name.clone(),
             path: i.local_path().map(|p| p.to_path_buf()),
+            url: i.url(),
             missing: match &i.location {
                 Location::Missing(why) => Some(why.clone()),
-                Location::Local(_) => None,
+                _ => None,
             },
             size: i.size.unwrap_or(0),
         })

@@ -58,6 +58,9 @@ pub struct InputReport {
     pub bytes: u64,
     pub records: u64,
     pub invalid_records: u64,
+    /// Download attempts retried (remote inputs).
+    #[serde(default)]
+    pub retries: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub invalid_samples: Vec<InvalidRecord>,
     pub duration_ms: u64,
@@ -74,6 +77,7 @@ impl InputReport {
             bytes: 0,
             records: 0,
             invalid_records: 0,
+            retries: 0,
             invalid_samples: Vec::new(),
             duration_ms: 0,
         }
@@ -90,6 +94,8 @@ pub struct Totals {
     pub bytes: u64,
     pub records: u64,
     pub invalid_records: u64,
+    #[serde(default)]
+    pub download_retries: u64,
     pub output_records: u64,
     pub output_bytes: u64,
 }
@@ -152,6 +158,7 @@ impl TaskReport {
             t.bytes += i.bytes;
             t.records += i.records;
             t.invalid_records += i.invalid_records;
+            t.download_retries += i.retries;
         }
         self.totals = t;
     }

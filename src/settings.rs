@@ -7,23 +7,31 @@ use anyhow::Context;
 
 use crate::cli::MapArgs;
 use crate::config::JobConfig;
-use crate::input::{expand_local, Input};
+use crate::input::{expand, Input, Sources};
 use crate::process::{ChildCommand, TaskEnv};
 
 pub struct MapSettings {
     pub job: JobConfig,
     pub command: ChildCommand,
     pub inputs: Vec<Input>,
+    /// Where the task writes (a staging file when the output is on S3).
     pub output: PathBuf,
+    pub target: OutputTarget,
+    pub sources: Sources,
     pub fail_fast: bool,
     pub env: TaskEnv,
 }
 
 impl MapSettings {
-    pub fn resolve(args: MapArgs) -> anyhow::Result<MapSettings> {
+    pub async fn resolve(args: MapArgs) -> anyhow::Result<MapSettings> {
         let path = JobConfig::locate(args.config.config.as_deref())?;
         let job = JobConfig::load(&path)?;
-        let inputs = expand_local(&args.inputs);
+        // The mapper is checked before any input is looked at.
+        ChildCommand::for_step(&job, &job.mapper, &TaskEnv::default())
+            .with_context(|| format!("cannot run the mapper of `{}`", path.display()))?;
+        let target = OutputTarget::new(&args.output)?;
+        let sources = sources(&args.remote, &args.inputs, &[&args.output], 3).await?;
+        let inputs = expand(&args.inputs, &sources).await;
         let job_id = job_id();
         let env = TaskEnv {
             attempt_id: format!("attempt_{}_m_000000_0", job_id.trim_start_matches("job_")),
@@ -40,7 +48,9 @@ impl MapSettings {
             job,
             command,
             inputs,
-            output: args.output,
+            output: target.local.clone(),
+            target,
+            sources,
             fail_fast: args.fail_fast,
             env,
         })
@@ -77,13 +87,15 @@ pub struct ReduceSettings {
     pub command: ChildCommand,
     pub inputs: Vec<Input>,
     pub output: PathBuf,
+    pub target: OutputTarget,
+    pub sources: Sources,
     pub sort_memory: usize,
     pub fail_fast: bool,
     pub env: TaskEnv,
 }
 
 impl ReduceSettings {
-    pub fn resolve(args: crate::cli::ReduceArgs) -> anyhow::Result<ReduceSettings> {
+    pub async fn resolve(args: crate::cli::ReduceArgs) -> anyhow::Result<ReduceSettings> {
         let job = load_job(args.config.config.as_deref())?;
         let reducer = job.reducer()?.clone();
         let job_id = job_id();
@@ -95,12 +107,30 @@ impl ReduceSettings {
         };
         let command = ChildCommand::for_step(&job, &reducer, &env)
             .with_context(|| format!("cannot run the reducer of `{}`", job.path.display()))?;
+        let sort_memory = sort_memory(&args.sort_memory)?;
+        // Without arguments, the original's way: the artifacts of the map tasks it depends on.
+        let args_inputs = if args.inputs.is_empty() {
+            let ids = std::env::var("INPUT_TASK_IDS").map_err(|_| {
+                crate::exit::UsageError("no INPUT given and INPUT_TASK_IDS is not set".into())
+            })?;
+            let template = args.artifact_url.as_deref().ok_or_else(|| {
+                crate::exit::UsageError("INPUT_TASK_IDS needs --artifact-url (or POLYMR_ARTIFACT_URL), e.g. https://queue/v1/task/{taskId}/artifacts/public/result.txt".into())
+            })?;
+            crate::input::http::artifact_urls(&ids, template)
+        } else {
+            args.inputs.clone()
+        };
+        let target = OutputTarget::new(&args.output)?;
+        let sources = sources(&args.remote, &args_inputs, &[&args.output], 20).await?;
+        let inputs = expand(&args_inputs, &sources).await;
         Ok(ReduceSettings {
-            inputs: expand_local(&args.inputs),
-            sort_memory: sort_memory(&args.sort_memory)?,
+            inputs,
+            sort_memory,
             job,
             command,
-            output: args.output,
+            output: target.local.clone(),
+            target,
+            sources,
             fail_fast: args.fail_fast,
             env,
         })
@@ -118,6 +148,8 @@ pub struct RunSettings {
     pub resume: Option<PathBuf>,
     pub fail_fast: bool,
     pub job_id: String,
+    pub sources: Sources,
+    pub target: Option<OutputTarget>,
 }
 
 fn shape(shape: &crate::cli::JobShapeArgs) -> anyhow::Result<(usize, u64)> {
@@ -136,11 +168,13 @@ fn shape(shape: &crate::cli::JobShapeArgs) -> anyhow::Result<(usize, u64)> {
 }
 
 /// Plans the job behind `run` and `plan`, checking every step's command before any work.
-pub fn plan_job(
+pub async fn plan_job(
     config: Option<&std::path::Path>,
     shape_args: &crate::cli::JobShapeArgs,
+    remote: &crate::cli::RemoteArgs,
     inputs: &[String],
-) -> anyhow::Result<(JobConfig, crate::plan::Plan, usize)> {
+    outputs: &[&std::path::Path],
+) -> anyhow::Result<(JobConfig, crate::plan::Plan, usize, Sources)> {
     let job = load_job(config)?;
     let (mappers, max_batch_bytes) = shape(shape_args)?;
     if shape_args.reducers == 0 {
@@ -162,7 +196,8 @@ pub fn plan_job(
         }
         _ => 0,
     };
-    let inputs = expand_local(inputs);
+    let sources = sources(remote, inputs, outputs, 3).await?;
+    let inputs = expand(inputs, &sources).await;
     let plan = crate::plan::plan(
         job.path.clone(),
         &inputs,
@@ -172,17 +207,26 @@ pub fn plan_job(
             reducers,
         },
     );
-    Ok((job, plan, mappers))
+    Ok((job, plan, mappers, sources))
 }
 
 impl RunSettings {
-    pub fn resolve(args: crate::cli::RunArgs) -> anyhow::Result<RunSettings> {
-        let (job, plan, mappers) =
-            plan_job(args.config.config.as_deref(), &args.shape, &args.inputs)?;
-        let output = match (&args.output, &args.output_dir) {
+    pub async fn resolve(args: crate::cli::RunArgs) -> anyhow::Result<RunSettings> {
+        let requested = match (&args.output, &args.output_dir) {
             (None, None) => Some(PathBuf::from("result.txt")),
             (o, _) => o.clone(),
         };
+        let target = requested.as_deref().map(OutputTarget::new).transpose()?;
+        let outputs: Vec<&std::path::Path> = requested.iter().map(|p| p.as_path()).collect();
+        let (job, plan, mappers, sources) = plan_job(
+            args.config.config.as_deref(),
+            &args.shape,
+            &args.remote,
+            &args.inputs,
+            &outputs,
+        )
+        .await?;
+        let output = target.as_ref().map(|t| t.local.clone());
         Ok(RunSettings {
             job,
             plan,
@@ -194,6 +238,136 @@ impl RunSettings {
             resume: args.resume,
             fail_fast: args.fail_fast,
             job_id: job_id(),
+            sources,
+            target,
         })
+    }
+}
+
+/// Builds how remote inputs and outputs are reached. S3 is set up only when something
+/// asks for it (an `s3://` argument, a bucket, an endpoint, or CREDENTIALS), so a purely
+/// local job never touches the network.
+pub async fn sources(
+    remote: &crate::cli::RemoteArgs,
+    args: &[String],
+    outputs: &[&std::path::Path],
+    default_parallel: usize,
+) -> anyhow::Result<crate::input::Sources> {
+    use crate::input::{remote::RetryPolicy, s3, Sources};
+    let credentials = crate::credentials::from_env(remote.private_key.as_deref())?;
+    let endpoint = remote
+        .s3_endpoint
+        .clone()
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok())
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+    let bucket = remote
+        .bucket
+        .clone()
+        .or_else(|| credentials.as_ref().map(|_| s3::DEFAULT_BUCKET.to_string()));
+    let wants_s3 = bucket.is_some()
+        || endpoint.is_some()
+        || args.iter().any(|a| a.starts_with("s3://"))
+        || outputs
+            .iter()
+            .any(|o| o.to_string_lossy().starts_with("s3://"));
+    let mut policy = RetryPolicy {
+        retries: remote.download_retries,
+        ..RetryPolicy::default()
+    };
+    if let Some(ms) = std::env::var("POLYMR_READ_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        // For tests that stall a connection on purpose.
+        policy.read_timeout = std::time::Duration::from_millis(ms);
+    }
+    let s3 = if wants_s3 {
+        let opts = s3::S3Options {
+            path_style: endpoint.is_some(),
+            endpoint,
+            region: credentials.as_ref().and_then(|c| c.region.clone()),
+            credentials: credentials.as_ref().map(|c| {
+                (
+                    c.access_key_id.clone(),
+                    c.secret_access_key.clone(),
+                    c.session_token.clone(),
+                )
+            }),
+            attempt_timeout: Some(policy.read_timeout),
+        };
+        Some(s3::client(&opts).await)
+    } else {
+        None
+    };
+    let http = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .read_timeout(policy.read_timeout)
+        .build()
+        .context("failed to set up the HTTP client")?;
+    Ok(Sources {
+        s3,
+        http: Some(http),
+        bucket,
+        policy,
+        parallel_downloads: remote.parallel_downloads.unwrap_or(default_parallel).max(1),
+        keep_downloads: remote.keep_downloads.then(|| PathBuf::from("s3")),
+    })
+}
+
+/// A result that goes to S3 is written locally first and uploaded only on success.
+pub struct OutputTarget {
+    /// Where the task writes.
+    pub local: PathBuf,
+    pub s3: Option<(String, String)>,
+    _staging: Option<tempfile::TempDir>,
+}
+
+impl OutputTarget {
+    pub fn new(output: &std::path::Path) -> anyhow::Result<OutputTarget> {
+        let text = output.to_string_lossy();
+        match crate::input::s3::parse_url(&text) {
+            Some((bucket, key)) if !key.is_empty() && !key.ends_with('/') => {
+                let staging = tempfile::Builder::new()
+                    .prefix("polymr-upload-")
+                    .tempdir()?;
+                let name = key.rsplit('/').next().unwrap_or("result.txt").to_string();
+                Ok(OutputTarget {
+                    local: staging.path().join(name),
+                    s3: Some((bucket, key)),
+                    _staging: Some(staging),
+                })
+            }
+            Some(_) => Err(crate::exit::UsageError(format!(
+                "--output {text}: name an object, not a bucket or prefix"
+            ))
+            .into()),
+            None => Ok(OutputTarget {
+                local: output.to_path_buf(),
+                s3: None,
+                _staging: None,
+            }),
+        }
+    }
+
+    /// Uploads the result (when `succeeded`) and the report (always) beside each other.
+    pub async fn upload(
+        &self,
+        sources: &crate::input::Sources,
+        report: &std::path::Path,
+        succeeded: bool,
+    ) -> anyhow::Result<()> {
+        let Some((bucket, key)) = &self.s3 else {
+            return Ok(());
+        };
+        let client = sources.s3.as_ref().context("S3 is not configured")?;
+        if succeeded {
+            crate::input::s3::upload(client, bucket, key, &self.local)
+                .await
+                .map_err(anyhow::Error::msg)?;
+        }
+        crate::input::s3::upload(client, bucket, &format!("{key}.report.json"), report)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        Ok(())
     }
 }

@@ -278,11 +278,34 @@ fn children_get_hadoop_env_and_no_secrets() {
     t.write_exec("m.sh", "#!/bin/sh\ncat > /dev/null\nenv\n");
     t.write("c.yml", "mapper: {language: binary, script: m.sh}\n");
     t.write("in/a", "x\n");
+    // A real CREDENTIALS value, for a real key: it is decrypted, and still hidden from the mapper.
     t.cmd()
-        .env("CREDENTIALS", "c2VjcmV0")
+        .args(["credentials", "keygen", "--out-dir", "keys"])
+        .assert()
+        .success();
+    t.write("creds.json", r#"{"accessKeyId":"AKIATESTKEY","secretAccessKey":"hunter2-secret","sessionToken":"tok-en","region":"us-east-1"}"#);
+    let out = t
+        .cmd()
+        .args([
+            "credentials",
+            "encrypt",
+            "--public-key",
+            "keys/key.pub.pem",
+            "--input",
+            "creds.json",
+        ])
+        .assert()
+        .success();
+    let credentials = String::from_utf8_lossy(&out.get_output().stdout)
+        .trim()
+        .to_string();
+    let run = t
+        .cmd()
+        .env("CREDENTIALS", &credentials)
+        .env("POLYMR_PRIVATE_KEY", t.path("keys/key.pem"))
         .env("AWS_SECRET_ACCESS_KEY", "hunter2")
         .env("PYTHONUNBUFFERED", "1")
-        .args(["map", "--config", "c.yml", "in/a"])
+        .args(["-vv", "map", "--config", "c.yml", "in/a"])
         .assert()
         .success();
     let env = t.read("result.txt");
@@ -296,11 +319,26 @@ fn children_get_hadoop_env_and_no_secrets() {
     assert!(env
         .lines()
         .any(|l| l.starts_with("mapreduce_map_input_file=in/a")));
-    assert!(
-        !env.contains("CREDENTIALS") && !env.contains("hunter2") && !env.contains("AWS_"),
-        "{env}"
-    );
+    for secret in [
+        "CREDENTIALS",
+        "hunter2",
+        "AWS_",
+        "POLYMR_PRIVATE_KEY",
+        "tok-en",
+        &credentials[..40],
+    ] {
+        assert!(!env.contains(secret), "the mapper saw {secret}: {env}");
+    }
     assert!(!env.contains("PYTHONUNBUFFERED"));
+    // Nor do the logs or the report hold the decrypted secrets.
+    let logs = String::from_utf8_lossy(&run.get_output().stderr).into_owned();
+    let report = t.read("result.txt.report.json");
+    for secret in ["hunter2-secret", "tok-en"] {
+        assert!(
+            !logs.contains(secret) && !report.contains(secret),
+            "{secret} leaked"
+        );
+    }
 }
 
 #[test]

@@ -4,6 +4,9 @@
 mod util;
 
 mod config;
+mod credentials;
 mod failures;
 mod map;
+mod remote;
 mod run;
+mod servers;

@@ -8,7 +8,7 @@ use crate::settings::MapSettings;
 use crate::task::{run_map_task, MapOutput, MapTask};
 
 pub async fn map(args: MapArgs, cancel: CancellationToken) -> anyhow::Result<u8> {
-    let s = MapSettings::resolve(args)?;
+    let s = MapSettings::resolve(args).await?;
     tracing::info!(config = %s.job.path.display(), inputs = s.inputs.len(), "map task starting");
     let outcome = run_map_task(MapTask {
         job: &s.job,
@@ -18,7 +18,9 @@ pub async fn map(args: MapArgs, cancel: CancellationToken) -> anyhow::Result<u8>
         env: s.env,
         fail_fast: s.fail_fast,
         cancel,
+        sources: s.sources.clone(),
     })
     .await;
-    finish_task(&outcome.report, &s.output)
+    let code = finish_task(&outcome.report, &s.output)?;
+    super::upload(&s.target, &s.sources, &s.output, &outcome.report, code).await
 }

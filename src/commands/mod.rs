@@ -1,5 +1,6 @@
 //! One thin file per subcommand: resolve settings, run, report, pick the exit code.
 
+mod credentials;
 mod map;
 mod plan;
 mod reduce;
@@ -10,6 +11,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
+pub use credentials::credentials;
 pub use map::map;
 pub use plan::plan;
 pub use reduce::reduce;
@@ -59,6 +61,28 @@ fn print_invalid(inputs: &[InputReport]) {
             "polymr: {} invalid records in {}{first}",
             i.invalid_records, i.name
         );
+    }
+}
+
+/// Sends a task's result and report to S3 when that is where they go. A failed upload
+/// fails the task: the result is not where the user asked for it.
+async fn upload(
+    target: &crate::settings::OutputTarget,
+    sources: &crate::input::Sources,
+    output: &Path,
+    report: &TaskReport,
+    code: u8,
+) -> anyhow::Result<u8> {
+    let succeeded = report.status == crate::report::TaskStatus::Succeeded;
+    match target
+        .upload(sources, &TaskReport::path_for(output), succeeded)
+        .await
+    {
+        Ok(()) => Ok(code),
+        Err(e) => {
+            eprintln!("polymr: error: {e:#}");
+            Ok(crate::exit::JOB_FAILED)
+        }
     }
 }
 

@@ -6,8 +6,15 @@ use crate::cli::{PlanArgs, PlanFormat};
 use crate::report::human_bytes;
 use crate::settings::plan_job;
 
-pub fn plan(args: PlanArgs) -> anyhow::Result<u8> {
-    let (_, plan, mappers) = plan_job(args.config.config.as_deref(), &args.shape, &args.inputs)?;
+pub async fn plan(args: PlanArgs) -> anyhow::Result<u8> {
+    let (_, plan, mappers, _) = plan_job(
+        args.config.config.as_deref(),
+        &args.shape,
+        &args.remote,
+        &args.inputs,
+        &[],
+    )
+    .await?;
     let mut out = Vec::new();
     match args.format {
         PlanFormat::Json => {

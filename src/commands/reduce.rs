@@ -9,7 +9,7 @@ use crate::shuffle::SortConfig;
 use crate::task::{run_reduce_task, ReduceInput, ReduceTask};
 
 pub async fn reduce(args: ReduceArgs, cancel: CancellationToken) -> anyhow::Result<u8> {
-    let s = ReduceSettings::resolve(args)?;
+    let s = ReduceSettings::resolve(args).await?;
     let spill_dir = tempfile::Builder::new().prefix("polymr-sort-").tempdir()?;
     crate::process::register_temp(spill_dir.path());
     let report = run_reduce_task(ReduceTask {
@@ -24,6 +24,7 @@ pub async fn reduce(args: ReduceArgs, cancel: CancellationToken) -> anyhow::Resu
                 dir: spill_dir.path().to_path_buf(),
                 name: "reduce".into(),
             },
+            sources: s.sources.clone(),
         },
         output: s.output.clone(),
         env: s.env,
@@ -34,5 +35,6 @@ pub async fn reduce(args: ReduceArgs, cancel: CancellationToken) -> anyhow::Resu
     .await;
     crate::process::unregister_temp(spill_dir.path());
     drop(spill_dir);
-    finish_task(&report, &s.output)
+    let code = finish_task(&report, &s.output)?;
+    super::upload(&s.target, &s.sources, &s.output, &report, code).await
 }

@@ -9,7 +9,7 @@ use crate::report::TaskStatus;
 use crate::settings::RunSettings;
 
 pub async fn run(args: RunArgs, cancel: CancellationToken) -> anyhow::Result<u8> {
-    let s = RunSettings::resolve(args)?;
+    let s = RunSettings::resolve(args).await?;
     tracing::info!(
         map_tasks = s.plan.map_tasks.len(),
         reducers = s.plan.reducers,
@@ -63,5 +63,22 @@ pub async fn run(args: RunArgs, cancel: CancellationToken) -> anyhow::Result<u8>
         report.summary_line(),
         report_path.display()
     );
-    Ok(report.status.exit_code())
+    let code = report.status.exit_code();
+    match &s.target {
+        Some(target) => match target
+            .upload(
+                &s.sources,
+                &report_path,
+                report.status == TaskStatus::Succeeded,
+            )
+            .await
+        {
+            Ok(()) => Ok(code),
+            Err(e) => {
+                eprintln!("polymr: error: {e:#}");
+                Ok(crate::exit::JOB_FAILED)
+            }
+        },
+        None => Ok(code),
+    }
 }

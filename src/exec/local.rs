@@ -442,6 +442,7 @@ async fn run_map_with_retries(ctx: &MapContext<'_>, t: &MapTaskPlan) -> TaskResu
             env,
             fail_fast: s.fail_fast,
             cancel: ctx.cancel.clone(),
+            sources: s.sources.clone(),
         })
         .await;
         let status = outcome.report.status;

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Decompression, Feed};
 use crate::decode::{self, ByteStream};
-use crate::input::Input;
+use crate::input::{open_with_prefetch, Input, Opened, Prefetched, Sources};
 use crate::records;
 use crate::report::{InputReport, InputStatus};
 
@@ -34,6 +34,7 @@ pub struct FeedOptions {
     pub fail_fast: bool,
     /// Where decompressed files go for the "file paths" feed.
     pub scratch: Option<PathBuf>,
+    pub sources: Sources,
 }
 
 /// Why feeding stopped before the last input.
@@ -62,11 +63,15 @@ pub async fn produce(
 ) -> FeedResult {
     let mut reports: Vec<InputReport> = inputs.iter().map(|i| InputReport::new(&i.name)).collect();
     let mut stopped = None;
+    let mut opened = Prefetched::new();
     for (index, input) in inputs.iter().enumerate() {
         let report = &mut reports[index];
         let started = Instant::now();
         let result = tokio::select! {
-            r = feed_one(index, input, &opts, &tx, report) => r,
+            r = async {
+                let opened = open_with_prefetch(&inputs, index, &opts.sources, &mut opened).await?;
+                feed_one(index, input, opened, &opts, &tx, report).await
+            } => r,
             _ = stop.cancelled() => Err(FeedError::Stop(FeedStop::Cancelled)),
         };
         report.duration_ms = started.elapsed().as_millis() as u64;
@@ -145,12 +150,13 @@ async fn send(tx: &mpsc::Sender<Vec<u8>>, chunk: Vec<u8>) -> Result<(), FeedErro
 async fn feed_one(
     index: usize,
     input: &Input,
+    opened: Opened,
     opts: &FeedOptions,
     tx: &mpsc::Sender<Vec<u8>>,
     report: &mut InputReport,
 ) -> Result<(), FeedError> {
-    let raw = input.open().await?;
-    let counted = Counted::new(raw);
+    let retries = opened.retries.clone();
+    let counted = Counted::new(opened.stream);
     let read_counter = counted.count.clone();
     let (codec, mut reader) = decode::open(Box::pin(counted), opts.decompression).await?;
     report.codec = Some(codec);
@@ -159,6 +165,9 @@ async fn feed_one(
         Feed::Paths => feed_path(index, input, opts, tx, report, &mut reader, codec).await,
     };
     report.bytes_read = read_counter.load(std::sync::atomic::Ordering::Relaxed);
+    if let Some(r) = retries {
+        report.retries = r.load(std::sync::atomic::Ordering::Relaxed);
+    }
     result
 }
 

@@ -10,7 +10,7 @@ use super::drive::{drive, with_tail, Stopped};
 use super::feed::{self, FeedOptions, FeedStop};
 use super::sink::{copy_to_file, shuffle_sink, ShuffleOut, ShuffleSpec};
 use crate::config::{Feed, JobConfig};
-use crate::input::Input;
+use crate::input::{Input, Sources};
 use crate::output::AtomicFile;
 use crate::process::{ChildCommand, TaskEnv};
 use crate::report::{ChildReport, InputReport, InputStatus, TaskReport, TaskStatus};
@@ -32,6 +32,7 @@ pub struct MapTask<'a> {
     pub fail_fast: bool,
     /// Cancelled on the first SIGINT/SIGTERM.
     pub cancel: CancellationToken,
+    pub sources: Sources,
 }
 
 pub struct MapTaskOutcome {
@@ -173,6 +174,7 @@ async fn execute(task: &MapTask<'_>, report: &mut TaskReport) -> Result<Done, Ta
         helper_framing: task.command.is_helper() && task.job.feed == Feed::Records,
         fail_fast: task.fail_fast,
         scratch: scratch.as_ref().map(|s| s.path().to_path_buf()),
+        sources: task.sources.clone(),
     };
     let abort = CancellationToken::new();
     let inputs = task.inputs.clone();

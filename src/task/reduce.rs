@@ -16,7 +16,7 @@ use super::map::{new_report, TaskFailure};
 use super::sink::{copy_to_file, push_chunk};
 use crate::config::JobConfig;
 use crate::decode;
-use crate::input::Input;
+use crate::input::{open_with_prefetch, Input, Prefetched, Sources};
 use crate::output::AtomicFile;
 use crate::process::{ChildCommand, TaskEnv};
 use crate::report::{InputReport, InputStatus, TaskReport, TaskStatus};
@@ -26,9 +26,11 @@ pub enum ReduceInput {
     /// Sorted runs of one partition, from the map tasks.
     Runs { label: String, runs: Vec<PathBuf> },
     /// Raw mapper output files, sorted here within `sort`'s budget.
+    /// Raw mapper output files (local or remote), sorted here within `sort`'s budget.
     Files {
         inputs: Vec<Input>,
         sort: SortConfig,
+        sources: Sources,
     },
 }
 
@@ -95,8 +97,12 @@ async fn execute(
             report.inputs.push(r);
             (runs.clone(), None, task.delete_runs)
         }
-        ReduceInput::Files { inputs, sort } => {
-            let (runs, reports) = sort_inputs(inputs, sort.clone(), &task.cancel)
+        ReduceInput::Files {
+            inputs,
+            sort,
+            sources,
+        } => {
+            let (runs, reports) = sort_inputs(inputs, sort.clone(), sources, &task.cancel)
                 .await
                 .map_err(|e| fail(format!("failed to sort the reducer's input: {e}")))?;
             report.inputs = reports;
@@ -233,6 +239,7 @@ fn merge_into(
 async fn sort_inputs(
     inputs: &[Input],
     sort: SortConfig,
+    sources: &Sources,
     cancel: &CancellationToken,
 ) -> io::Result<(Runs, Vec<InputReport>)> {
     std::fs::create_dir_all(&sort.dir)?;
@@ -257,12 +264,16 @@ async fn sort_inputs(
         sorter.finish()
     });
     let mut reports = Vec::new();
-    for input in inputs {
+    let mut opened = Prefetched::new();
+    for (index, input) in inputs.iter().enumerate() {
         let mut r = InputReport::new(&input.name);
         let started = Instant::now();
+        let mut retries = None;
         let result: io::Result<()> = async {
-            let raw = input.open().await?;
-            let (codec, mut reader) = decode::open(raw, crate::config::Decompression::Auto).await?;
+            let opened = open_with_prefetch(inputs, index, sources, &mut opened).await?;
+            retries = opened.retries.clone();
+            let (codec, mut reader) =
+                decode::open(opened.stream, crate::config::Decompression::Auto).await?;
             r.codec = Some(codec);
             loop {
                 let mut buf = vec![0u8; CHUNK];
@@ -285,6 +296,9 @@ async fn sort_inputs(
         .await;
         let _ = tx.send(Vec::new()).await;
         r.duration_ms = started.elapsed().as_millis() as u64;
+        if let Some(n) = retries {
+            r.retries = n.load(std::sync::atomic::Ordering::Relaxed);
+        }
         match result {
             Ok(()) => r.status = InputStatus::Processed,
             Err(e) => {
