@@ -11,6 +11,8 @@ import subprocess
 TARGETS = {"xz-c": 1.05, "xz-awk": 1.05, "xz-py": 1.10}
 DESCR = {
     "xz-c": ("xz", "C `os_count_c`", "`xz -dc | os_count_c`"),
+    "xz58-c": ("xz", "C `os_count_c`", "`xzcat | os_count_c` (xzcat = polymr's liblzma 5.8)"),
+    "xz58-py": ("xz", "Python, original API", "`xzcat | python3 map.py` (polymr's liblzma 5.8)"),
     "xz-awk": ("xz", "mawk `map_os.awk`", "`xz -dc | mawk -f map_os.awk`"),
     "xz-py": ("xz", "Python, original API (helper + `os_count.py`)", "`xz -dc | python3 map.py`"),
     "xz-pymap": ("xz", "`python3 map.py` as a binary mapper (no helper)", "`xz -dc | python3 map.py`"),
@@ -63,6 +65,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--data", required=True)
     ap.add_argument("--pairs", default="")
+    ap.add_argument("--nice", default="")
     a = ap.parse_args()
 
     verify = {}
@@ -84,7 +87,8 @@ def main():
         a.data, man["files"], man["lines"], man["bytes"] / 1e6, man.get("bytes_xz", 0) / 1e6,
         man.get("bytes_gz", 0) / 1e6, man.get("bytes_zst", 0) / 1e6))
     print("- %s; %d timed runs per command after %d warm-up, %d round(s) per pair" % (
-        sh("hyperfine --version"), a.runs, a.warmup, a.rounds))
+        sh("hyperfine --version"), a.runs, a.warmup, a.rounds)
+          + ("; hyperfine under `nice -n %s`" % a.nice if a.nice else ""))
     print()
 
     pairs = a.pairs.split()
@@ -109,6 +113,8 @@ def main():
             loads = [other_load(res, t, a.runs, a.warmup) for res, t in rounds]
             loads = [x for x in loads if x is not None]
             load = "%.0f%%" % max(loads) if loads else "?"
+            if loads and max(loads) > 10:
+                load += " (contended)"
             tgt = TARGETS.get(name)
             if tgt:
                 verdict = "%.2f %s" % (tgt, "met" if ratio <= tgt else "**missed**")
