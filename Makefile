@@ -15,12 +15,28 @@ TEST_VENV   := target/test-venv
 # Commands the tests need, and the Debian package that provides each.
 TEST_CMDS   := xz:xz-utils gzip:gzip zstd:zstd bzip2:bzip2 $(CC):gcc mawk:mawk \
                $(PYTHON):python3 node:nodejs
+# The container image (docker/Dockerfile). Its base is built here from Debian's packages
+# (`make base-image`: no registry needed); BASE=debian-like-image:tag uses another one.
+IMAGE        ?= polymr
+TAG          ?= latest
+DEBIAN_SUITE ?= bookworm
+BASE_IMAGE   ?= polymr-base:$(DEBIAN_SUITE)
+BASE         ?= $(BASE_IMAGE)
+# The binary put in the image (stripped of debug info into IMAGE_BIN, inside the context).
+POLYMR_BIN   ?= $(POLYMR)
+IMAGE_BIN    := target/docker/polymr
+# `make publish REGISTRY=host[:port] [INDEX=namespace]` pushes REGISTRY/INDEX/IMAGE:TAG.
+REGISTRY     ?=
+INDEX        ?=
+PUBLISHED     = $(REGISTRY)/$(if $(INDEX),$(INDEX)/)$(IMAGE):$(TAG)
 
 .DEFAULT_GOAL := help
 .PHONY: help build native sample demo test-deps test lint bench image base-image publish
 
 help: ## list the targets
 	@echo "usage: make TARGET   (variables: CARGO=$(CARGO) PYTHON=$(PYTHON) CC=$(CC))"
+	@echo "       image variables: IMAGE=$(IMAGE) TAG=$(TAG) BASE=$(BASE) FORCE=1 (base-image)"
+	@echo "                        REGISTRY=host[:port] INDEX=namespace (publish)"
 	@echo
 	@grep -E '^[a-z-]+:.*## ' $(firstword $(MAKEFILE_LIST)) | \
 		awk 'BEGIN { FS = ":.*## " } { printf "  %-11s %s\n", $$1, $$2 }'
@@ -62,11 +78,11 @@ test-deps: ## install what the tests need (Debian, apt-get) when it is missing
 	|| { $$SUDO apt-get update && \
 	     $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; } \
 	|| { echo "test-deps: could not install$$missing (no network?)" >&2; exit 1; }
-	@# cryptography: independent credential test vectors; moto[server]: the S3-compatible test server.
-	@$(TEST_VENV)/bin/python -c 'import cryptography, moto.server' 2>/dev/null || { \
-		echo "test-deps: making $(TEST_VENV) with cryptography and moto[server]"; \
+	@# cryptography: independent credential test vectors; moto[server]: the S3-compatible test server; aiosmtpd: the SMTP server.
+	@$(TEST_VENV)/bin/python -c 'import cryptography, moto.server, aiosmtpd' 2>/dev/null || { \
+		echo "test-deps: making $(TEST_VENV) with cryptography, moto[server] and aiosmtpd"; \
 		{ [ -x $(TEST_VENV)/bin/pip ] || $(PYTHON) -m venv $(TEST_VENV); } && \
-		$(TEST_VENV)/bin/pip install --quiet cryptography 'moto[server]'; } \
+		$(TEST_VENV)/bin/pip install --quiet cryptography 'moto[server]' aiosmtpd; } \
 	|| { echo "test-deps: could not make $(TEST_VENV) (needs python3-venv and PyPI)" >&2; exit 1; }
 
 test: test-deps native ## run the whole test suite (Rust, Python helper, JS helper)
@@ -81,16 +97,21 @@ lint: ## check formatting and clippy warnings
 bench: ## run the benchmark (bench/run.sh)
 	bash bench/run.sh
 
-define not_yet
-	@echo "make $@: not yet implemented" >&2
-	@exit 1
-endef
+base-image: ## build polymr-base:bookworm (Debian, Python 3, Node) with debootstrap, as root; FORCE=1 rebuilds
+	BASE_IMAGE='$(BASE_IMAGE)' SUITE='$(DEBIAN_SUITE)' ROOTFS=target/base-image/rootfs \
+		FORCE='$(FORCE)' MIRROR='$(MIRROR)' bash docker/base-image.sh
 
-image: ## build the polymr container image (not yet implemented)
-	$(not_yet)
+# Builds polymr unless POLYMR_BIN names another binary, and the base image when it is ours.
+image: $(if $(filter $(POLYMR),$(POLYMR_BIN)),build) $(if $(filter $(BASE_IMAGE),$(BASE)),base-image) ## build the container image IMAGE:TAG (polymr:latest) from docker/Dockerfile
+	@mkdir -p $(dir $(IMAGE_BIN))
+	@command -v objcopy >/dev/null 2>&1 \
+		&& objcopy --strip-debug '$(POLYMR_BIN)' $(IMAGE_BIN).tmp \
+		|| cp '$(POLYMR_BIN)' $(IMAGE_BIN).tmp
+	@mv -f $(IMAGE_BIN).tmp $(IMAGE_BIN)
+	docker build -f docker/Dockerfile --build-arg BASE='$(BASE)' \
+		--build-arg POLYMR_BIN=$(IMAGE_BIN) -t '$(IMAGE):$(TAG)' .
 
-base-image: ## build the base image with Python and Node (not yet implemented)
-	$(not_yet)
-
-publish: ## push the images (not yet implemented)
-	$(not_yet)
+publish: image ## tag IMAGE:TAG as REGISTRY/INDEX/IMAGE:TAG and push it
+	@test -n '$(REGISTRY)' || { echo "make publish: set REGISTRY=host[:port] (and INDEX=namespace)" >&2; exit 2; }
+	docker tag '$(IMAGE):$(TAG)' '$(PUBLISHED)'
+	docker push '$(PUBLISHED)'

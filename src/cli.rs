@@ -96,6 +96,8 @@ pub struct ReduceArgs {
     pub config: ConfigArgs,
     #[command(flatten)]
     pub remote: RemoteArgs,
+    #[command(flatten)]
+    pub notify: NotifyArgs,
     /// URL template of map task artifacts, `{taskId}` replaced by each id of INPUT_TASK_IDS.
     #[arg(long, value_name = "URL", env = "POLYMR_ARTIFACT_URL")]
     pub artifact_url: Option<String>,
@@ -133,6 +135,8 @@ pub struct RunArgs {
     pub config: ConfigArgs,
     #[command(flatten)]
     pub remote: RemoteArgs,
+    #[command(flatten)]
+    pub notify: NotifyArgs,
     #[command(flatten)]
     pub shape: JobShapeArgs,
     /// The job's single result: every partition's output, concatenated in partition order.
@@ -177,6 +181,17 @@ pub struct ConfigArgs {
     /// The job's analysis-tools.yml [default: ./analysis-tools.yml, then /etc/analysis-tools.yml]
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
+}
+
+/// Who is told when a job or reduce task ends.
+#[derive(Debug, Args, Default, Clone)]
+pub struct NotifyArgs {
+    /// Email the owner when done [default: $OWNER]; over SMTP_URL, else the local sendmail.
+    #[arg(long, value_name = "ADDRESS")]
+    pub notify_email: Option<String>,
+    /// POST the JSON report to this URL when done.
+    #[arg(long, value_name = "URL")]
+    pub notify_url: Option<String>,
 }
 
 /// Where remote inputs and outputs are, and how to reach them.

@@ -14,6 +14,7 @@ pub mod exec;
 pub mod exit;
 pub mod input;
 pub mod logging;
+pub mod notify;
 pub mod output;
 pub mod plan;
 pub mod process;

@@ -83,6 +83,7 @@ fn load_job(config: Option<&std::path::Path>) -> anyhow::Result<JobConfig> {
 }
 
 pub struct ReduceSettings {
+    pub notify: crate::notify::NotifySettings,
     pub job: JobConfig,
     pub command: ChildCommand,
     pub inputs: Vec<Input>,
@@ -124,6 +125,11 @@ impl ReduceSettings {
         let sources = sources(&args.remote, &args_inputs, &[&args.output], 20).await?;
         let inputs = expand(&args_inputs, &sources).await;
         Ok(ReduceSettings {
+            notify: crate::notify::NotifySettings::from_env(
+                args.notify.notify_email.clone(),
+                args.notify.notify_url.clone(),
+                args.artifact_url.as_deref(),
+            ),
             inputs,
             sort_memory,
             job,
@@ -150,6 +156,7 @@ pub struct RunSettings {
     pub job_id: String,
     pub sources: Sources,
     pub target: Option<OutputTarget>,
+    pub notify: crate::notify::NotifySettings,
 }
 
 fn shape(shape: &crate::cli::JobShapeArgs) -> anyhow::Result<(usize, u64)> {
@@ -240,6 +247,11 @@ impl RunSettings {
             job_id: job_id(),
             sources,
             target,
+            notify: crate::notify::NotifySettings::from_env(
+                args.notify.notify_email.clone(),
+                args.notify.notify_url.clone(),
+                None,
+            ),
         })
     }
 }

@@ -324,3 +324,145 @@ fn serve(mut conn: TcpStream, root: &Path) {
     };
     let _ = conn.write_all(&response);
 }
+
+/// A real SMTP server (aiosmtpd, from target/test-venv) delivering into a maildir.
+pub struct SmtpServer {
+    child: Child,
+    pub port: u16,
+    pub maildir: PathBuf,
+}
+
+impl SmtpServer {
+    pub fn start(maildir: PathBuf) -> SmtpServer {
+        let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-venv/bin/python");
+        assert!(
+            python.exists(),
+            "{} is missing: run `make test-deps`",
+            python.display()
+        );
+        let port = free_port();
+        let child = Command::new(&python)
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start aiosmtpd");
+        let server = SmtpServer {
+            child,
+            port,
+            maildir,
+        };
+        assert!(
+            wait_for_port(port, Duration::from_secs(30)),
+            "aiosmtpd did not listen on {port}"
+        );
+        server
+    }
+
+    /// The messages delivered so far, raw.
+    pub fn messages(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for sub in ["new", "cur"] {
+            if let Ok(entries) = std::fs::read_dir(self.maildir.join(sub)) {
+                for e in entries.flatten() {
+                    out.push(std::fs::read_to_string(e.path()).unwrap_or_default());
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP server that records the bodies POSTed to it, answering 500 to the first
+/// `fail_first` requests and 200 after.
+pub struct HookServer {
+    pub port: u16,
+    pub bodies: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    pub requests: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl HookServer {
+    pub fn start(fail_first: u64) -> HookServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let bodies = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let requests = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (b, r, s) = (bodies.clone(), requests.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        let _ = conn.set_nonblocking(false);
+                        let n = r.fetch_add(1, Ordering::SeqCst);
+                        receive(conn, n < fail_first, &b);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        HookServer {
+            port,
+            bodies,
+            requests,
+            stop,
+        }
+    }
+}
+
+impl Drop for HookServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn receive(mut conn: TcpStream, fail: bool, bodies: &std::sync::Mutex<Vec<Vec<u8>>>) {
+    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+    let mut line = String::new();
+    let mut length = 0usize;
+    let _ = reader.read_line(&mut line);
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).map(|n| n == 0).unwrap_or(true) || h == "\r\n" {
+            break;
+        }
+        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0u8; length];
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
+    let status = if fail {
+        "500 Internal Server Error"
+    } else {
+        "200 OK"
+    };
+    if !fail {
+        if let Ok(mut b) = bodies.lock() {
+            b.push(body);
+        }
+    }
+    let _ = conn.write_all(
+        format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+}

@@ -7,6 +7,7 @@ mod config;
 mod credentials;
 mod failures;
 mod map;
+mod notify;
 mod remote;
 mod run;
 mod servers;

@@ -86,6 +86,64 @@ async fn upload(
     }
 }
 
+/// Tells the owner (email, webhook) and records what happened in the report at
+/// `report_path`. Never fails the command: a notification is not the job.
+async fn notify_and_record(
+    settings: &crate::notify::NotifySettings,
+    report_path: &Path,
+    notice: NoticeParts<'_>,
+) {
+    if settings.is_empty() {
+        return;
+    }
+    let Ok(bytes) = std::fs::read(report_path) else {
+        return;
+    };
+    let sent = crate::notify::notify(
+        settings,
+        &crate::notify::Notice {
+            job: notice.job,
+            kind: notice.kind,
+            status: notice.status,
+            summary: notice.summary,
+            result: notice.result,
+            report_json: &bytes,
+        },
+    )
+    .await;
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return;
+    };
+    value["notifications"] = serde_json::to_value(&sent).unwrap_or_default();
+    if let Ok(json) = serde_json::to_vec_pretty(&value) {
+        if let Err(e) = write_atomic(report_path, &json) {
+            tracing::warn!(
+                "failed to add the notifications to `{}`: {e}",
+                report_path.display()
+            );
+        }
+    }
+}
+
+struct NoticeParts<'a> {
+    job: &'a str,
+    kind: &'a str,
+    status: &'a str,
+    summary: &'a str,
+    result: Option<String>,
+}
+
+/// Where a published result is, for a person: the S3 URL, or the local path.
+fn result_location(
+    target: Option<&crate::settings::OutputTarget>,
+    local: Option<&Path>,
+) -> Option<String> {
+    match target.and_then(|t| t.s3.as_ref()) {
+        Some((bucket, key)) => Some(format!("s3://{bucket}/{key}")),
+        None => local.map(|p| p.display().to_string()),
+    }
+}
+
 /// stdout carries data only; a closed pipe (`polymr plan | head`) is a clean exit.
 fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();

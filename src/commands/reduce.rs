@@ -36,5 +36,25 @@ pub async fn reduce(args: ReduceArgs, cancel: CancellationToken) -> anyhow::Resu
     crate::process::unregister_temp(spill_dir.path());
     drop(spill_dir);
     let code = finish_task(&report, &s.output)?;
-    super::upload(&s.target, &s.sources, &s.output, &report, code).await
+    let code = super::upload(&s.target, &s.sources, &s.output, &report, code).await?;
+    let status = if code == crate::exit::SUCCESS {
+        "succeeded"
+    } else {
+        report.status.label()
+    };
+    super::notify_and_record(
+        &s.notify,
+        &crate::report::TaskReport::path_for(&s.output),
+        super::NoticeParts {
+            job: &report.job_id,
+            kind: "reduce",
+            status,
+            summary: &report.summary_line(),
+            result: (code == crate::exit::SUCCESS)
+                .then(|| super::result_location(Some(&s.target), Some(&s.output)))
+                .flatten(),
+        },
+    )
+    .await;
+    Ok(code)
 }

@@ -63,22 +63,34 @@ pub async fn run(args: RunArgs, cancel: CancellationToken) -> anyhow::Result<u8>
         report.summary_line(),
         report_path.display()
     );
-    let code = report.status.exit_code();
-    match &s.target {
-        Some(target) => match target
-            .upload(
-                &s.sources,
-                &report_path,
-                report.status == TaskStatus::Succeeded,
-            )
-            .await
-        {
-            Ok(()) => Ok(code),
-            Err(e) => {
-                eprintln!("polymr: error: {e:#}");
-                Ok(crate::exit::JOB_FAILED)
-            }
-        },
-        None => Ok(code),
+    let mut code = report.status.exit_code();
+    if let Some(target) = &s.target {
+        let succeeded = report.status == TaskStatus::Succeeded;
+        if let Err(e) = target.upload(&s.sources, &report_path, succeeded).await {
+            eprintln!("polymr: error: {e:#}");
+            code = crate::exit::JOB_FAILED;
+        }
     }
+    let status = if code == crate::exit::SUCCESS {
+        "succeeded"
+    } else {
+        report.status.label()
+    };
+    let result = match &s.output_dir {
+        Some(d) if s.output.is_none() => Some(d.display().to_string()),
+        _ => super::result_location(s.target.as_ref(), s.output.as_deref()),
+    };
+    super::notify_and_record(
+        &s.notify,
+        &report_path,
+        super::NoticeParts {
+            job: &report.job_id,
+            kind: "job",
+            status,
+            summary: &report.summary_line(),
+            result: (code == crate::exit::SUCCESS).then_some(result).flatten(),
+        },
+    )
+    .await;
+    Ok(code)
 }
