@@ -5,6 +5,7 @@ mod util;
 
 mod config;
 mod credentials;
+mod docker;
 mod failures;
 mod map;
 mod notify;
