@@ -103,10 +103,28 @@ impl Sorter {
         self
     }
 
-    /// Memory held: the arena's bytes in use (its reserved, untouched pages cost nothing)
-    /// and the index as allocated, so doubling the index counts when it happens.
+    /// Memory in use: the arena's bytes and the index's entries. (The arena's reserved,
+    /// untouched pages cost nothing; the index only grows when `reserve_index` allows it.)
     fn used(&self) -> usize {
-        self.arena.len() + self.entries.capacity() * std::mem::size_of::<Entry>()
+        self.arena.len() + self.entries.len() * std::mem::size_of::<Entry>()
+    }
+
+    /// Makes room for one more index entry without letting the index's doubling carry
+    /// the sorter past its budget: when the doubled index would not fit, spill first.
+    fn reserve_index(&mut self) -> io::Result<()> {
+        if self.entries.len() < self.entries.capacity() {
+            return Ok(());
+        }
+        let entry = std::mem::size_of::<Entry>();
+        let grown = (self.entries.capacity() * 2).max(1024);
+        if !self.entries.is_empty() && self.arena.len() + grown * entry > self.cfg.budget {
+            self.spill()?;
+            if self.entries.len() < self.entries.capacity() {
+                return Ok(());
+            }
+        }
+        self.entries.reserve_exact(grown - self.entries.len());
+        Ok(())
     }
 
     /// Adds one line (without its newline). Empty lines are dropped, as the original did.
@@ -121,6 +139,7 @@ impl Sorter {
             // Reserved once, so the arena never reallocates (and copies) while it fills.
             self.arena.reserve(self.cfg.budget);
         }
+        self.reserve_index()?;
         let key = split_key(line, &self.cfg.separator);
         self.entries.push(Entry {
             prefix: prefix_of(key),
@@ -255,6 +274,28 @@ mod tests {
         let mut v: Vec<&[u8]> = vec![b"a\x01\tz", b"a\tz", b"a\ta", b"b\t"];
         v.sort_by(|a, b| compare_lines(a, b, sep));
         assert_eq!(v, vec![&b"a\ta"[..], b"a\tz", b"a\x01\tz", b"b\t"]);
+    }
+
+    /// Regression: once the index had grown, its kept capacity counted as used, and every
+    /// later line spilled a run of its own (thousands of spill files for short lines).
+    #[test]
+    fn short_lines_spill_in_few_runs() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let mut s = Sorter::new(SortConfig {
+            budget: 8 << 20,
+            separator: b"\t".to_vec(),
+            partitions: 1,
+            dir: d.path().to_path_buf(),
+            name: "t".into(),
+        });
+        for i in 0..400_000u32 {
+            s.push(format!("k{}\t{i}", i % 1000).as_bytes())
+                .expect("push");
+        }
+        let runs = s.finish().expect("finish");
+        assert_eq!(runs.records, 400_000);
+        // 400k entries of 32 bytes plus ~5 MB of text: about 18 MB, so a few runs of 8 MiB.
+        assert!((2..=6).contains(&runs.spills), "{} spills", runs.spills);
     }
 
     #[test]
