@@ -28,11 +28,11 @@
 #              with /usr/bin/python3.11 -m venv + pip install mrjob pyspark if missing
 #   SHARED     the peers' bench folder [/work/shared/bench]
 #   QUIET      before each hyperfine invocation wait until the machine is less than QUIET %
-#              busy over 2 s [20]; 0 disables. Gives up waiting after QUIET_WAIT s [300]
+#              busy over 2 s [20]; 0 disables. Gives up waiting after QUIET_WAIT s [900]
 #   FOREIGN    after each invocation, compare the machine's CPU time (/proc/stat) with the CPU
 #              time hyperfine accounted to the commands; if more than FOREIGN % of it was
-#              someone else's, wait for quiet and measure the group again [15], at most
-#              TRIES times in all [3]. (Not for mr-gz: Spark's JVM is never reaped, so its CPU
+#              someone else's, wait for quiet and measure the group again [10], at most
+#              TRIES times in all [4]. (Not for mr-gz: Spark's JVM is never reaped, so its CPU
 #              is invisible to hyperfine.)
 #   BUILD      0 skips `cargo build --release` and `make native` [1]
 #   OUT        where results go [bench/out/job]: hyperfine JSON/markdown, outputs, summary.md
@@ -48,9 +48,9 @@ PY="${PY:-/usr/bin/python3}"
 V="${V:-/tmp/bench-venv/bin/python}"
 SHARED="${SHARED:-/work/shared/bench}"
 QUIET="${QUIET:-20}"
-QUIET_WAIT="${QUIET_WAIT:-300}"
-FOREIGN="${FOREIGN:-15}"
-TRIES="${TRIES:-3}"
+QUIET_WAIT="${QUIET_WAIT:-900}"
+FOREIGN="${FOREIGN:-10}"
+TRIES="${TRIES:-4}"
 BUILD="${BUILD:-1}"
 OUT="${OUT:-$B/out/job}"
 GROUPS_RUN="${GROUPS_RUN:-py-xz mr-gz native-xz}"
@@ -146,7 +146,14 @@ wait_quiet() {
     while :; do
         read -r a ai < <(busy_ticks); sleep 2; read -r b bi < <(busy_ticks)
         p=$(( 100 * (b - a) / (b - a + bi - ai + 1) ))
-        [ "$p" -lt "$QUIET" ] && return 0
+        if [ "$p" -lt "$QUIET" ]; then
+            # Others here wait for quiet too: a random pause and a second look keep two
+            # waiters from starting together.
+            sleep $((RANDOM % 8 + 1))
+            read -r a ai < <(busy_ticks); sleep 2; read -r b bi < <(busy_ticks)
+            p=$(( 100 * (b - a) / (b - a + bi - ai + 1) ))
+            [ "$p" -lt "$QUIET" ] && return 0
+        fi
         if [ $((SECONDS - t0)) -ge "$QUIET_WAIT" ]; then
             echo "   (machine still ${p}% busy after ${QUIET_WAIT}s: measuring anyway)" >&2
             return 0
