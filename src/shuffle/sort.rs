@@ -1,6 +1,8 @@
 //! The in-memory side of the external sort: lines are appended to one arena with a compact
 //! index; when arena + index reach the budget, the index is sorted (in parallel) by
-//! (partition, key, value) and written out as one sorted run file per partition.
+//! (partition, key, arrival) and written out as one sorted run file per partition. Equal
+//! keys keep the order they were pushed in: reducers that rebuild sequences from their
+//! values depend on it, as they did on telemetry-server's job.py.
 
 use std::cmp::Ordering;
 use std::fs::File;
@@ -68,11 +70,11 @@ pub fn split_key<'a>(line: &'a [u8], sep: &[u8]) -> &'a [u8] {
     }
 }
 
-/// Lines order by key, then by the rest, bytewise: equal keys end up adjacent whatever bytes
-/// the keys hold, and the order is total, so every run and merge agrees.
+/// Lines order by key alone, bytewise: equal keys end up adjacent whatever bytes the keys
+/// hold, and lines with equal keys are left in the order they came (the sort breaks ties by
+/// arrival, the merge by run), as `LC_ALL=C sort -s -k1,1` does.
 pub fn compare_lines(a: &[u8], b: &[u8], sep: &[u8]) -> Ordering {
-    let (ka, kb) = (split_key(a, sep), split_key(b, sep));
-    ka.cmp(kb).then_with(|| a[ka.len()..].cmp(&b[kb.len()..]))
+    split_key(a, sep).cmp(split_key(b, sep))
 }
 
 fn prefix_of(key: &[u8]) -> u64 {
@@ -174,11 +176,12 @@ impl Sorter {
                 .cmp(&b.partition)
                 .then(a.prefix.cmp(&b.prefix))
                 .then_with(|| {
-                    let la = &arena[a.offset..a.offset + a.len as usize];
-                    let lb = &arena[b.offset..b.offset + b.len as usize];
-                    let (ka, kb) = (&la[..a.key_len as usize], &lb[..b.key_len as usize]);
-                    // The same order as `compare_lines`, which the merge uses.
-                    ka.cmp(kb).then_with(|| la[ka.len()..].cmp(&lb[kb.len()..]))
+                    let ka = &arena[a.offset..a.offset + a.key_len as usize];
+                    let kb = &arena[b.offset..b.offset + b.key_len as usize];
+                    // The order of `compare_lines`, which the merge uses; the arena offset
+                    // is the arrival order, so equal keys stay in input order (a stable sort
+                    // without the stable sort's buffer).
+                    ka.cmp(kb).then(a.offset.cmp(&b.offset))
                 })
         });
     }
@@ -273,7 +276,46 @@ mod tests {
         let sep = b"\t";
         let mut v: Vec<&[u8]> = vec![b"a\x01\tz", b"a\tz", b"a\ta", b"b\t"];
         v.sort_by(|a, b| compare_lines(a, b, sep));
-        assert_eq!(v, vec![&b"a\ta"[..], b"a\tz", b"a\x01\tz", b"b\t"]);
+        assert_eq!(v, vec![&b"a\tz"[..], b"a\ta", b"a\x01\tz", b"b\t"]);
+    }
+
+    /// Regression: ties were broken by the value's bytes ("10" before "9"), so a reducer
+    /// that rebuilt a sequence from its values got it shuffled. Many equal keys over many
+    /// spills and partitions, merged in run order: every key's values in push order.
+    #[test]
+    fn equal_keys_keep_push_order_across_spills() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let mut s = Sorter::new(SortConfig {
+            budget: 4096,
+            separator: b"\t".to_vec(),
+            partitions: 3,
+            dir: d.path().to_path_buf(),
+            name: "t".into(),
+        });
+        // Values descend bytewise within a key ("z…" first), so a value tie-break reorders them.
+        let n = 5000u32;
+        for i in 0..n {
+            s.push(format!("k{}\t{}-{i}", i % 5, (b'z' - (i % 26) as u8) as char).as_bytes())
+                .expect("push");
+        }
+        let runs = s.finish().expect("finish");
+        assert!(runs.spills > 10, "{} spills", runs.spills);
+        let mut seen = 0;
+        for part in &runs.by_partition {
+            let mut last: std::collections::HashMap<String, u32> = Default::default();
+            super::super::merge_runs(part, b"\t", d.path(), false, |l| {
+                let l = String::from_utf8_lossy(l);
+                let (k, v) = l.trim_end().split_once('\t').expect("a TAB");
+                let i: u32 = v[2..].parse().expect("a number");
+                if let Some(prev) = last.insert(k.to_string(), i) {
+                    assert!(prev < i, "key {k}: value {i} after {prev}");
+                }
+                seen += 1;
+                Ok(())
+            })
+            .expect("merge");
+        }
+        assert_eq!(seen, n);
     }
 
     /// Regression: once the index had grown, its kept capacity counted as used, and every
