@@ -3,22 +3,38 @@
 The driver embeds this file and runs it as
     python3 polymr_helper.py --role ROLE --script PATH [--function NAME]
         [--api auto|legacy|telemetry] [--format telemetry|lines] [--separator SEP] -- [USER ARGS...]
-helpers/PROTOCOL.md is the contract; this file implements it with the standard library only,
-and in one file, because the driver writes it alone into a temporary directory.
+helpers/PROTOCOL.md is the contract; this file implements it with the standard library only
+(orjson is used when importable), and in one file, because the driver writes it alone into a
+temporary directory. The telemetry API follows mozilla/telemetry-server's mapreduce/job.py:
+where a job could tell the difference, job.py's behaviour wins.
 
 Hot loops bind everything to locals and test one byte per record for control lines: the
-legacy map path must cost no more than a hand-written `json.loads` mapper.
+legacy map path must cost less than a hand-written `json.loads` mapper.
 """
 import codecs
 import json
 import os
 import sys
+from collections.abc import Sequence
+
+try:
+    if os.environ.get("POLYMR_HELPER_ORJSON", "1") == "0":
+        raise ImportError("disabled by POLYMR_HELPER_ORJSON=0")
+    import orjson
+
+    # orjson refuses some documents json accepts (lone surrogates, integers beyond 64 bits,
+    # NaN): every caller falls back to json for the record orjson refused, so the parsed
+    # values are json's whenever the two would differ.
+    FAST_LOADS = orjson.loads
+except ImportError:
+    FAST_LOADS = None
 
 USAGE = (
     "usage: polymr_helper.py --role map|combine|reduce --script PATH [--function NAME]\n"
     "       [--api auto|legacy|telemetry] [--format telemetry|lines] [--separator SEP]"
-    " -- [USER ARGS...]\n"
+    " [--map-only] -- [USER ARGS...]\n"
 )
+FLAGS = ("map-only",)
 EPIPE_EXIT = 141  # 128 + SIGPIPE, what a shell reports for a writer killed by a closed pipe
 
 
@@ -53,7 +69,7 @@ def parse_args(argv):
     else:
         own, user = argv, []
     opts = {"role": None, "script": None, "function": None, "api": "auto",
-            "format": "telemetry", "separator": "\t"}
+            "format": "telemetry", "separator": "\t", "map-only": None}
     choices = {"role": ("map", "combine", "reduce"), "api": ("auto", "legacy", "telemetry"),
                "format": ("telemetry", "lines")}
     i = 0
@@ -67,6 +83,12 @@ def parse_args(argv):
         name, eq, value = arg[2:].partition("=")
         if name not in opts:
             raise UsageError("unknown option --%s" % name)
+        if name in FLAGS:
+            if eq:
+                raise UsageError("--%s takes no value" % name)
+            opts[name] = True
+            i += 1
+            continue
         if not eq:
             i += 1
             if i >= len(own):
@@ -143,23 +165,175 @@ def as_text(r):
     return str(r)
 
 
+# --- between stages: job.py's marshal, as JSON ---------------------------------------------
+#
+# Values travel as compact JSON, so a Python mapper's values reach a JS or binary reducer.
+# What JSON cannot say (tuples, sets, bytes, dicts with keys that are not strings) travels
+# as TAG + JSON in which such objects are wrapped in one-key objects ({"\x01t": [...]}),
+# so a reducer gets back what the mapper wrote, as it did through job.py's marshal. Keys are
+# written as they are when they are plain text, else as TAG + JSON (a tuple as an array,
+# read back as a tuple).
+
+TAG = "\x01"
+_PLAIN = frozenset((str, int, float, bool, type(None)))
+_WRAPPERS = {"\x01t": tuple, "\x01s": set, "\x01f": frozenset}
+
+
+def _needs_tags(v):
+    """Whether plain JSON would lose something of `v` (a tuple, a set, a non-str dict key)."""
+    c = v.__class__
+    if c is list:
+        for x in v:
+            if x.__class__ not in _PLAIN and _needs_tags(x):
+                return True
+        return False
+    if c is dict:
+        for k, x in v.items():
+            if k.__class__ is not str or k[:1] == TAG:
+                return True
+            if x.__class__ not in _PLAIN and _needs_tags(x):
+                return True
+        return False
+    return c not in _PLAIN
+
+
+def _tagged(v):
+    c = v.__class__
+    if c in _PLAIN:
+        return v
+    if c is list:
+        return [_tagged(x) for x in v]
+    if c is dict:
+        if all(k.__class__ is str and k[:1] != TAG for k in v):
+            return {k: _tagged(x) for k, x in v.items()}
+        return {"\x01d": [[_tagged(k), _tagged(x)] for k, x in v.items()]}
+    if isinstance(v, tuple):
+        return {"\x01t": [_tagged(x) for x in v]}
+    if isinstance(v, frozenset):
+        return {"\x01f": [_tagged(x) for x in v]}
+    if isinstance(v, set):
+        return {"\x01s": [_tagged(x) for x in v]}
+    if isinstance(v, (bytes, bytearray)):
+        return {"\x01b": bytes(v).decode("latin-1")}
+    return v  # int, float and str subclasses; anything else makes the encoder raise
+
+
+def _untag(d):
+    """json object_hook: the wrapped objects back to what they were."""
+    if len(d) == 1:
+        for k, x in d.items():
+            if k[:1] == TAG:
+                if k == "\x01d":
+                    return {_hashable(a): b for a, b in x}
+                if k == "\x01b":
+                    return x.encode("latin-1")
+                kind = _WRAPPERS.get(k)
+                if kind is not None:
+                    return kind(_hashable(a) for a in x) if kind is not tuple else tuple(x)
+    return d
+
+
+def _hashable(x):
+    # Dict keys and set members were hashable when written; arrays among them were tuples.
+    return tuple(_hashable(a) for a in x) if x.__class__ is list else x
+
+
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def encode_value(value):
+    """A value as shuffle text (see above). Raises ValueError, as job.py's marshal did, for
+    a value it cannot write."""
+    try:
+        if value.__class__ in _PLAIN or not _needs_tags(value):
+            return _dumps(value)
+        return TAG + _dumps(_tagged(value))
+    except (TypeError, RecursionError) as e:
+        raise ValueError("context.write: cannot write a %s value: %s"
+                         % (type(value).__name__, e)) from None
+
+
+def encode_key(key, sep):
+    if key.__class__ is str:
+        if key[:1] != TAG and sep not in key and "\n" not in key and "\r" not in key:
+            return key
+        text = TAG + _dumps(key)  # JSON escapes the newlines (and a TAB separator)
+    else:
+        try:
+            text = TAG + _dumps(_tagged(_listed(key)))
+        except (TypeError, RecursionError) as e:
+            raise ValueError("context.write: cannot write a %s key: %s"
+                             % (type(key).__name__, e)) from None
+    if sep in text:
+        raise ValueError("context.write: key %r contains the separator" % (key,))
+    return text
+
+
+def _listed(key):
+    # A tuple key is written as a JSON array (the reader turns arrays back into tuples).
+    if isinstance(key, tuple):
+        return [_listed(x) for x in key]
+    return key
+
+
+def decode_key(raw):
+    """A key as the user wrote it (bytes in, str or the tagged object out)."""
+    if raw[:1] == b"\x01":
+        try:
+            return _hashable(json.loads(raw[1:], object_hook=_untag))
+        except ValueError:
+            pass
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def make_value_decoder():
+    """bytes → the value written: JSON (orjson first, then json), tagged JSON, or the text
+    itself when it is neither (a native mapper's output, the empty value)."""
+    fast = FAST_LOADS
+    loads = json.loads
+
+    def decode(raw):
+        if raw[:1] == b"\x01":
+            try:
+                return loads(raw[1:], object_hook=_untag)
+            except (ValueError, RecursionError):
+                return raw.decode("utf-8", "surrogateescape")
+        if fast is not None:
+            try:
+                return fast(raw)
+            except ValueError:
+                pass
+        s = raw.decode("utf-8", "surrogateescape")
+        try:
+            return loads(s)
+        except (ValueError, RecursionError):
+            return s
+
+    return decode
+
+
 class Context:
-    """The telemetry API's `context`: `context.write(key, value)` emits one pair."""
+    """The `context` of map and combine when a stage follows: `write(key, value)` emits one
+    `key SEP value` line of shuffle text."""
 
     def __init__(self, out, sep):
-        encode = json.JSONEncoder(separators=(",", ":")).encode
         parts = out.parts
         append = parts.append
         limit = out.LIMIT
         flush = out.flush
+        dumps = _dumps
+        plain = _PLAIN
         size = 0
 
         def write(key, value):
             nonlocal size
-            k = key if key.__class__ is str else str(key)
-            if sep in k or "\n" in k or "\r" in k:
-                raise ValueError("context.write: key %r contains the separator or a newline" % k)
-            line = k + sep + encode(value) + "\n"
+            if key.__class__ is str and key[:1] != TAG and sep not in key \
+                    and "\n" not in key and "\r" not in key:
+                k = key
+            else:
+                k = encode_key(key, sep)
+            v = dumps(value) if value.__class__ in plain else encode_value(value)
+            line = k + sep + v + "\n"
             append(line)
             size += len(line)
             if size >= limit:
@@ -167,6 +341,72 @@ class Context:
                 flush()
 
         self.write = write
+
+
+class _Sink:
+    """A text file's `write` over the helper's output (job.py's TextContext._sink)."""
+
+    def __init__(self, out):
+        self.out = out
+        self.size = 0
+
+    def write(self, s):
+        if s.__class__ is not str and not isinstance(s, str):
+            raise TypeError("write() argument must be str, not %s" % type(s).__name__)
+        self.out.parts.append(s)
+        self.size += len(s)
+        if self.size >= self.out.LIMIT:
+            self.size = 0
+            self.out.flush()
+        return len(s)
+
+    def flush(self):
+        self.out.flush()
+
+
+class TextContext:
+    """job.py's TextContext, the context of the job's last stage: `str(key)`,
+    `field_separator`, `str(value)`, `record_separator`; `writeline` and `writecsv`."""
+
+    def __init__(self, out, field_separator="\t", record_separator="\n"):
+        self._sink = _Sink(out)
+        self._sinks = {0: self._sink}
+        self.field_separator = field_separator
+        self.record_separator = record_separator
+
+    def write(self, key, value):
+        w = self._sink.write
+        w(str(key))
+        w(self.field_separator)
+        w(str(value))
+        w(self.record_separator)
+
+    def writecsv(self, values):
+        import csv
+
+        csv.writer(self._sink).writerow(values)
+
+    def writeline(self, value):
+        self._sink.write(value)
+        self._sink.write(self.record_separator)
+
+    def finish(self):
+        self._sink.flush()
+
+
+class Collector:
+    """The context job.py's reducer hands `combine`: a write replaces the values collected so
+    far for the key being combined (job.py's Collector.write)."""
+
+    def __init__(self):
+        self.key = None
+        self.values = None
+
+    def write(self, key, value):
+        if key != self.key:
+            raise ValueError("combine wrote key %r while combining %r: polymr's reducer "
+                             "combines one key at a time" % (key, self.key))
+        self.values = [value]
 
 
 # --- loading user code --------------------------------------------------------------------
@@ -316,6 +556,7 @@ def map_legacy_telemetry(inp, out, fn, err):
     # record detecting the encoding and matching whitespace before it gets there.
     scan = json.JSONDecoder().scan_once
     slow = parse_json_slowly
+    fast = FAST_LOADS
     parts = out.parts
     append = parts.append
     flush = out.flush
@@ -336,15 +577,24 @@ def map_legacy_telemetry(inp, out, fn, err):
             if strip_record(line):
                 invalid(err, state, lineno, "no TAB between the uuid and the JSON")
             continue
-        try:
-            s = (line[i + 1:-1] if line[-1] == 10 else line[i + 1:]).decode("utf-8", "surrogatepass")
-            js, end = scan(s, 0)
-            if end != len(s):
-                raise ValueError  # whitespace (\r) or garbage after the value
-        except (ValueError, StopIteration, RecursionError):
-            js = slow(line[i + 1:], err, state, lineno)
-            if js is _INVALID:
-                continue
+        js = _INVALID
+        if fast is not None:
+            # orjson takes the bytes as they are (its trailing whitespace is JSON's); json's
+            # scanner is the fallback for what orjson refuses, so the verdicts are json's.
+            try:
+                js = fast(memoryview(line)[i + 1:])
+            except ValueError:
+                pass
+        if js is _INVALID:
+            try:
+                s = (line[i + 1:-1] if line[-1] == 10 else line[i + 1:]).decode("utf-8", "surrogatepass")
+                js, end = scan(s, 0)
+                if end != len(s):
+                    raise ValueError  # whitespace (\r) or garbage after the value
+            except (ValueError, StopIteration, RecursionError):
+                js = slow(line[i + 1:], err, state, lineno)
+                if js is _INVALID:
+                    continue
         r = fn(line[:i].decode("utf-8", "surrogateescape"), name, js)
         if r:
             if r.__class__ is not str_:
@@ -360,17 +610,13 @@ def map_legacy_telemetry(inp, out, fn, err):
                 flush()
 
 
-def map_generic(inp, out, fn, api, fmt, sep, err):
-    """The other map combinations: legacy/lines, telemetry/telemetry, telemetry/lines."""
+def map_job(inp, out, fn, fmt, ctx, err):
+    """map(key, dims, value, context), as job.py's Mapper called it: the record split at its
+    first TAB after trailing CR/LF are stripped; a ValueError skips the record (job.py's "Bad
+    line"), reported as an invalid record; any other exception fails the task."""
     state = FileState()
     lineno = 0
-    parts = out.parts
-    append = parts.append
-    flush = out.flush
-    telemetry = api == "telemetry"
     lines = fmt == "lines"
-    ctx = Context(out, sep) if telemetry else None
-    size = 0
     for line in inp:
         if line[0] == 0:
             if line[1:2] == b"=":
@@ -380,7 +626,7 @@ def map_generic(inp, out, fn, api, fmt, sep, err):
                 lineno = 0
                 continue
         lineno += 1
-        rec = strip_record(line)
+        rec = line.rstrip(b"\r\n")
         if not rec:
             continue
         if lines:
@@ -393,18 +639,38 @@ def map_generic(inp, out, fn, api, fmt, sep, err):
                 continue
             key = rec[:i].decode("utf-8", "surrogateescape")
             value = rec[i + 1:].decode("utf-8", "surrogateescape")
-        if telemetry:
+        try:
             fn(key, state.dims, value, ctx)
-        else:
-            r = as_text(fn(key, state.name, value))
-            if r:
-                if r[-1] != "\n":
-                    r += "\n"
-                append(r)
-                size += len(r)
-                if size >= 65536:
-                    size = 0
-                    flush()
+        except ValueError as e:
+            invalid(err, state, lineno, "%s: %s" % (type(e).__name__, e))
+
+
+def map_lines(inp, out, fn, err):
+    """mapper(None, file, line) over `lines` records."""
+    state = FileState()
+    parts = out.parts
+    append = parts.append
+    flush = out.flush
+    size = 0
+    for line in inp:
+        if line[0] == 0:
+            if line[1:2] == b"=":
+                line = line[2:]
+            else:
+                control(line, state, err)
+                continue
+        rec = strip_record(line)
+        if not rec:
+            continue
+        r = as_text(fn(None, state.name, rec.decode("utf-8", "surrogateescape")))
+        if r:
+            if r[-1] != "\n":
+                r += "\n"
+            append(r)
+            size += len(r)
+            if size >= 65536:
+                size = 0
+                flush()
 
 
 # --- reduce / combine ---------------------------------------------------------------------
@@ -458,91 +724,145 @@ def reduce_legacy(inp, out, fn, sep):
         emit(cur, values)
 
 
-def reduce_telemetry(inp, out, fn, sep, setup):
-    """reduce(key, values, context): values is a one-pass iterator streamed from stdin."""
+class SpilledValues(Sequence):
+    """A key's values once they outgrow VALUES_MEMORY: their encoded text in a temporary
+    file, with one offset each in memory (8 bytes a value). Indexing, `len` and repeated
+    iteration work as on a list; it cannot be changed (no append, sort or del)."""
+
+    def __init__(self, raws, decode):
+        import array
+        import tempfile
+
+        self._decode = decode
+        self._file = tempfile.TemporaryFile(prefix="polymr-values-")
+        self._offsets = array.array("q")
+        self._end = 0
+        for r in raws:
+            self.append_raw(r)
+
+    def append_raw(self, raw):
+        self._offsets.append(self._end)
+        self._file.seek(self._end)
+        self._file.write(raw)
+        self._file.write(b"\n")
+        self._end += len(raw) + 1
+
+    def __len__(self):
+        return len(self._offsets)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self._offsets)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("values index out of range")
+        start = self._offsets[i]
+        end = self._offsets[i + 1] if i + 1 < n else self._end
+        self._file.seek(start)
+        return self._decode(self._file.read(end - start - 1))
+
+    def __iter__(self):
+        self._file.flush()
+        with open(os.dup(self._file.fileno()), "rb", buffering=1 << 16) as f:
+            f.seek(0)
+            for line in f:
+                yield self._decode(line[:-1])
+
+    def __repr__(self):
+        return "<polymr values of %d items, spilled to disk>" % len(self)
+
+    def close(self):
+        self._file.close()
+
+
+# How many bytes of encoded values of one key are held as a list before they spill to disk.
+VALUES_MEMORY = int(os.environ.get("POLYMR_HELPER_VALUES_MEMORY", 64 << 20))
+COMBINE_SIZE = 50  # job.py's Reducer.COMBINE_SIZE
+
+
+def groups(inp, sep):
+    """(key bytes, [value bytes, ...]) per key of the sorted input, the value list growing as
+    it is read: each yields before the next line of the key is read."""
     sepb = sep.encode("utf-8")
     seplen = len(sepb)
-    loads = json.loads
-    scan = json.JSONDecoder().scan_once  # see map_legacy_telemetry
-    ctx = Context(out, sep)
-    if setup is not None:
-        setup(ctx)
-
-    def parse(line):
-        """(key, raw value) of one input line, or None for an empty line."""
+    cur = None
+    for line in inp:
         if line[-1] == 10:
             line = line[:-1]
         if line[-1:] == b"\r":
             line = line[:-1]
         if not line:
-            return None
+            continue
         i = line.find(sepb)
         if i < 0:
-            return line, b""
-        return line[:i], line[i + seplen:]
+            k, v = line, b""
+        else:
+            k, v = line[:i], line[i + seplen:]
+        if k != cur:
+            if cur is not None:
+                yield None, None  # end of the previous key
+            cur = k
+            yield k, v
+        else:
+            yield None, v
+    if cur is not None:
+        yield None, None
 
-    def decode(s):
-        try:
-            return loads(s)
-        except (ValueError, RecursionError):
-            # Not JSON (a binary mapper's plain text, an empty value): the text itself.
-            return s
 
-    lines = iter(inp)
-    # state[0]: the first (key, raw value) not yet handed out; None at end of input.
-    # state[1]: whether the current key's values were read to their end.
-    state = [None, False]
-
-    def advance():
-        for line in lines:
-            kv = parse(line)
-            if kv is not None:
-                return kv
-        return None
-
-    def values(key, first):
-        yield decode(first.decode("utf-8", "surrogateescape"))
-        for line in lines:
-            if line[-1] == 10:
-                line = line[:-1]
-            if line[-1:] == b"\r":
-                line = line[:-1]
-            if not line:
+def reduce_job(inp, out, fn, sep, ctx, combine=None, identity=False):
+    """reduce(key, values, context) / combine(key, values, context) as job.py called them:
+    `values` is a list of what the mappers wrote (a SpilledValues past VALUES_MEMORY), in the
+    order they were written; with `combine` (the reducer of a job that has one), job.py's
+    Collector is reproduced: each time a key has 50 values, combine(key, values, collector)
+    may replace them with what it writes. With `identity` (a job without reduce), every
+    value is written as it comes, as job.py's map-only reducer did."""
+    decode = make_value_decoder()
+    limit = VALUES_MEMORY
+    collector = Collector() if combine is not None else None
+    key = None
+    raws = values = spilled = None
+    size = 0
+    for k, v in groups(inp, sep):
+        if k is not None:
+            key = decode_key(k)
+            raws, values, spilled, size = [], [], None, 0
+            if collector is not None:
+                collector.key = key
+        if v is None:
+            # The key's last value was read.
+            if identity:
                 continue
-            i = line.find(sepb)
-            if i < 0:
-                k, v = line, b""
+            if spilled is not None:
+                vals = spilled
+            elif collector is not None:
+                vals = values
             else:
-                k, v = line[:i], line[i + seplen:]
-            if k != key:
-                state[0] = (k, v)
-                state[1] = True
-                return
-            s = v.decode("utf-8", "surrogateescape")
+                vals = [decode(r) for r in raws]
+            raws = values = None
             try:
-                x, end = scan(s, 0)
-                if end != len(s):
-                    x = decode(s)
-            except (ValueError, StopIteration, RecursionError):
-                x = decode(s)
-            yield x
-        state[0] = None
-        state[1] = True
-
-    state[0] = advance()
-    while state[0] is not None:
-        key, first = state[0]
-        state[1] = False
-        it = values(key, first)
-        fn(key.decode("utf-8", "surrogateescape"), it, ctx)
-        if not state[1]:
-            # The function stopped early: skip the rest of this key without decoding it.
-            it.close()
-            while True:
-                kv = advance()
-                if kv is None or kv[0] != key:
-                    state[0] = kv
-                    break
+                fn(key, vals, ctx)
+            finally:
+                if spilled is not None:
+                    spilled.close()
+            continue
+        if identity:
+            ctx.write(key, decode(v))
+        elif collector is not None:
+            values.append(decode(v))
+            if len(values) >= COMBINE_SIZE:
+                collector.values = values
+                combine(key, values, collector)
+                values = collector.values
+        elif spilled is not None:
+            spilled.append_raw(v)
+        else:
+            raws.append(v)
+            size += len(v) + 48
+            if size > limit:
+                spilled = SpilledValues(raws, decode)
+                raws = None
 
 
 # --- main ---------------------------------------------------------------------------------
@@ -559,6 +879,48 @@ def print_user_traceback(exc):
             break
         tb = tb.tb_next
     sys.stderr.write("".join(traceback.format_exception(type(exc), exc, tb)))
+
+
+def run(module, opts, inp, out, err):
+    role, sep, fmt = opts["role"], opts["separator"], opts["format"]
+    identity = False
+    try:
+        fn, api = pick_function(module, role, opts["function"], opts["api"])
+    except NoFunction:
+        # job.py runs a script without `reduce` as a map-only job: its reducer writes every
+        # pair as it comes. A reducer pointed at such a script does the same.
+        if role != "reduce" or opts["function"] or not callable(getattr(module, "map", None)):
+            raise
+        fn, api, identity = None, "telemetry", True
+    setup = getattr(module, "setup_reduce", None)
+    setup = setup if callable(setup) else None
+    if role == "map":
+        if api == "legacy":
+            if fmt == "telemetry":
+                map_legacy_telemetry(inp, out, fn, err)
+            else:
+                map_lines(inp, out, fn, err)
+            return
+        if opts["map-only"]:
+            # The map output is the job's output: job.py's map-only reducer wrote it through
+            # a TextContext, after setup_reduce.
+            ctx = TextContext(out)
+            if setup is not None:
+                setup(ctx)
+        else:
+            ctx = Context(out, sep)
+        map_job(inp, out, fn, fmt, ctx, err)
+    elif api == "legacy":
+        reduce_legacy(inp, out, fn, sep)
+    elif role == "combine":
+        reduce_job(inp, out, fn, sep, Context(out, sep))
+    else:
+        ctx = TextContext(out)
+        if setup is not None:
+            setup(ctx)
+        combine = getattr(module, "combine", None)
+        combine = combine if callable(combine) and combine is not fn else None
+        reduce_job(inp, out, fn, sep, ctx, combine=combine, identity=identity)
 
 
 def main():
@@ -591,17 +953,7 @@ def main():
         return 1
     try:
         module = load_script(opts["script"])
-        fn, api = pick_function(module, role, opts["function"], opts["api"])
-        if role == "map":
-            if api == "legacy" and opts["format"] == "telemetry":
-                map_legacy_telemetry(inp, out, fn, err)
-            else:
-                map_generic(inp, out, fn, api, opts["format"], opts["separator"], err)
-        elif api == "legacy":
-            reduce_legacy(inp, out, fn, opts["separator"])
-        else:
-            setup = getattr(module, "setup_reduce", None)
-            reduce_telemetry(inp, out, fn, opts["separator"], setup)
+        run(module, opts, inp, out, err)
         out.flush()
     except NoFunction as e:
         sys.stderr.write("polymr helper: %s\n" % e)
