@@ -121,6 +121,10 @@ impl ChildCommand {
                     args.push("--api".into());
                     args.push("legacy".into());
                 }
+                // The mapper's output is the job's output: the helper writes job.py's text.
+                if step.role == Role::Mapper && job.reducer.is_none() {
+                    args.push("--map-only".into());
+                }
                 args.push("--format".into());
                 args.push(
                     match job.record_format {
