@@ -30,7 +30,7 @@ function parseArgs(argv) {
   const cut = argv.indexOf('--');
   const own = cut === -1 ? argv : argv.slice(0, cut);
   const user = cut === -1 ? [] : argv.slice(cut + 1);
-  const opts = { role: null, script: null, function: null, api: 'auto', format: 'telemetry', separator: '\t' };
+  const opts = { role: null, script: null, function: null, api: 'auto', format: 'telemetry', separator: '\t', 'map-only': false };
   const choices = { role: ['map', 'combine', 'reduce'], api: ['auto', 'legacy', 'telemetry'], format: ['telemetry', 'lines'] };
   for (let i = 0; i < own.length; i++) {
     const arg = own[i];
@@ -43,6 +43,11 @@ function parseArgs(argv) {
     const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
     if (!Object.prototype.hasOwnProperty.call(opts, name)) throw new UsageError(`unknown option --${name}`);
     let value;
+    if (name === 'map-only') {
+      if (eq !== -1) throw new UsageError(`--${name} takes no value`);
+      opts[name] = true;
+      continue;
+    }
     if (eq !== -1) value = arg.slice(eq + 1);
     else {
       if (++i >= own.length) throw new UsageError(`--${name} needs a value`);
@@ -218,6 +223,67 @@ function makeContext(out, sep) {
   };
 }
 
+/** Python's repr() of a JSON-decoded value, so that output matches the Python helper's. */
+function pyRepr(v) {
+  if (typeof v === 'string') {
+    const q = v.includes("'") && !v.includes('"') ? '"' : "'";
+    let r = '';
+    for (const c of v) {
+      const n = c.codePointAt(0);
+      if (c === '\\' || c === q) r += '\\' + c;
+      else if (c === '\n') r += '\\n';
+      else if (c === '\r') r += '\\r';
+      else if (c === '\t') r += '\\t';
+      else if (n < 0x20 || n === 0x7f) r += '\\x' + n.toString(16).padStart(2, '0');
+      else r += c;
+    }
+    return q + r + q;
+  }
+  return pyStr(v);
+}
+
+/** Python's str() of a JSON-decoded value (job.py writes str(key) and str(value)). */
+function pyStr(v) {
+  if (v === null || v === undefined) return 'None';
+  if (v === true) return 'True';
+  if (v === false) return 'False';
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number') {
+    if (Number.isNaN(v)) return 'nan';
+    if (!Number.isFinite(v)) return v > 0 ? 'inf' : '-inf';
+    return String(v);
+  }
+  if (Array.isArray(v)) return '[' + v.map(pyRepr).join(', ') + ']';
+  if (typeof v === 'object') {
+    return '{' + Object.keys(v).map((k) => pyRepr(k) + ': ' + pyRepr(v[k])).join(', ') + '}';
+  }
+  return String(v);
+}
+
+/** job.py's TextContext: the context of the job's last stage. */
+function makeTextContext(out) {
+  const ctx = {
+    field_separator: '\t',
+    record_separator: '\n',
+    write(key, value) {
+      out.write(pyStr(key) + ctx.field_separator + pyStr(value) + ctx.record_separator);
+    },
+    writeline(value) {
+      if (typeof value !== 'string') throw new TypeError('writeline() argument must be a string');
+      out.write(value + ctx.record_separator);
+    },
+    writecsv(values) {
+      // Python's csv.writer (excel dialect): quote fields holding , " CR or LF; CRLF ends.
+      out.write(values.map((v) => {
+        const s = v === null || v === undefined ? '' : pyStr(v);
+        return /[",\r\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
+      }).join(',') + '\r\n');
+    },
+    finish() { out.flush(); },
+  };
+  return ctx;
+}
+
 function pickFunction(exp, script, role, name, api) {
   let candidates;
   if (name) candidates = [name];
@@ -338,11 +404,17 @@ function mapLegacyTelemetry(input, out, fn) {
 }
 
 /** The other map combinations: legacy/lines, telemetry/telemetry, telemetry/lines. */
-function mapGeneric(input, out, fn, api, format, sep) {
+function mapGeneric(input, out, fn, api, format, sep, mapOnly, setup) {
   const state = new FileState();
   const telemetry = api === 'telemetry';
   const lines = format === 'lines';
-  const ctx = telemetry ? makeContext(out, sep) : null;
+  let ctx = null;
+  if (telemetry && mapOnly) {
+    ctx = makeTextContext(out);
+    if (typeof setup === 'function') setup(ctx);
+  } else if (telemetry) {
+    ctx = makeContext(out, sep);
+  }
   const reader = new Lines(input);
   let lineno = 0;
   let line;
@@ -381,7 +453,13 @@ function mapGeneric(input, out, fn, api, format, sep) {
       }
     }
     if (telemetry) {
-      fn(key, state.dims, value, ctx);
+      try {
+        fn(key, state.dims, value, ctx);
+      } catch (e) {
+        // JSON.parse's SyntaxError is what Python's ValueError is to job.py: skip the record.
+        if (!(e instanceof SyntaxError)) throw e;
+        state.invalid(lineno, 'SyntaxError: ' + e.message);
+      }
     } else {
       const r = asText(fn(key, state.name, value));
       if (r.length) out.write(r.charCodeAt(r.length - 1) === 10 ? r : r + '\n');
@@ -428,37 +506,16 @@ function decodeValue(raw) {
   }
 }
 
-/** reduce(key, values, context): values is a one-pass iterator streamed from stdin. */
-function reduceTelemetry(input, out, fn, sep, setup) {
+/** reduce(key, values, context) / combine(...): values is an array of one key's decoded
+ * values in input order; the reducer writes through a TextContext, after setup_reduce. */
+function reduceTelemetry(input, out, fn, sep, ctx) {
   const next = pairs(input, sep);
-  const ctx = makeContext(out, sep);
-  if (typeof setup === 'function') setup(ctx);
-  let pending = next(); // the first pair not yet handed out
-  let finished = false; // whether the current key's values were read to their end
-  function* values(key, first) {
-    yield decodeValue(first);
-    for (;;) {
-      const kv = next();
-      if (kv === null || kv[0] !== key) {
-        pending = kv;
-        finished = true;
-        return;
-      }
-      yield decodeValue(kv[1]);
-    }
-  }
-  while (pending !== null) {
-    const key = pending[0];
-    finished = false;
-    const it = values(key, pending[1]);
-    fn(key, it, ctx);
-    if (!finished) {
-      // The function stopped early: skip the rest of this key without decoding it.
-      it.return();
-      let kv;
-      while ((kv = next()) !== null && kv[0] === key);
-      pending = kv;
-    }
+  let kv = next();
+  while (kv !== null) {
+    const key = kv[0];
+    const values = [decodeValue(kv[1])];
+    while ((kv = next()) !== null && kv[0] === key) values.push(decodeValue(kv[1]));
+    fn(key, values, ctx);
   }
 }
 
@@ -509,11 +566,18 @@ function main() {
     const { fn, api } = pickFunction(exp, script, opts.role, opts.function, opts.api);
     if (opts.role === 'map') {
       if (api === 'legacy' && opts.format === 'telemetry') mapLegacyTelemetry(input, out, fn);
-      else mapGeneric(input, out, fn, api, opts.format, opts.separator);
+      else mapGeneric(input, out, fn, api, opts.format, opts.separator, opts['map-only'], exp && exp.setup_reduce);
     } else if (api === 'legacy') {
       reduceLegacy(input, out, fn, opts.separator);
     } else {
-      reduceTelemetry(input, out, fn, opts.separator, exp && exp.setup_reduce);
+      let ctx;
+      if (opts.role === 'combine') {
+        ctx = makeContext(out, opts.separator);
+      } else {
+        ctx = makeTextContext(out);
+        if (exp && typeof exp.setup_reduce === 'function') exp.setup_reduce(ctx);
+      }
+      reduceTelemetry(input, out, fn, opts.separator, ctx);
     }
     out.flush();
   } catch (e) {
