@@ -15,7 +15,8 @@ fn write_inputs(t: &TestContext) -> Vec<String> {
     let mut rels = Vec::new();
     for f in 0..5 {
         let channel = ["nightly", "aurora"][f % 2];
-        let rel = format!("saved_session/Firefox/{channel}/33.0a1/2014060{f}.2014061{f}.v2.log.p{f}");
+        let rel =
+            format!("saved_session/Firefox/{channel}/33.0a1/2014060{f}.2014061{f}.v2.log.p{f}");
         let mut text = String::new();
         for i in 0..120 {
             // Sessions live in one file each; their records interleave; seq 0..39 (bytewise
@@ -29,7 +30,11 @@ fn write_inputs(t: &TestContext) -> Vec<String> {
             } else {
                 format!(r#""info":{{"OS":"{os}","locale":"{locale}"}},"#)
             };
-            let seq_field = if i % 29 == 7 { String::new() } else { format!(r#""seq":{seq},"#) };
+            let seq_field = if i % 29 == 7 {
+                String::new()
+            } else {
+                format!(r#""seq":{seq},"#)
+            };
             text.push_str(&format!(
                 "u{f}-{i}\t{{{info}{seq_field}\"session\":\"{session}\",\"n\":{i},\"histograms\":{{\"A\":{i},\"B\":[1,2]}}}}\n"
             ));
@@ -118,9 +123,14 @@ fn same_as_reference(job: &str, map_only: bool) -> Vec<String> {
 #[test]
 fn distribution_job_with_combine_csv_and_separators_matches_job_py() {
     let lines = same_as_reference("distribution.py", false);
-    assert!(lines.iter().any(|l| l.starts_with("nightly,Linux,") && l.ends_with("\r\n")));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("nightly,Linux,") && l.ends_with("\r\n")));
     assert!(lines.iter().any(|l| l.starts_with("locale:ja-日本|[")));
-    assert!(lines.iter().any(|l| l == "locale:fr has 141 pings\n"), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l == "locale:fr has 141 pings\n"),
+        "{lines:?}"
+    );
 }
 
 #[test]
@@ -131,7 +141,10 @@ fn sessions_rebuilt_from_values_keep_written_order() {
         .find(|l| l.starts_with("s0-0\t"))
         .expect("session s0-0");
     // 40 records, one without seq (i = 36 → seq 12), in written order; values are tuples.
-    let seqs: Vec<String> = (0..40).filter(|s| *s != 12).map(|s| s.to_string()).collect();
+    let seqs: Vec<String> = (0..40)
+        .filter(|s| *s != 12)
+        .map(|s| s.to_string())
+        .collect();
     assert_eq!(
         s0,
         &format!("s0-0\t(39, [{}], '20140610', 'tuple')\n", seqs.join(", "))
@@ -141,5 +154,9 @@ fn sessions_rebuilt_from_values_keep_written_order() {
 #[test]
 fn map_only_job_writes_what_job_py_wrote() {
     let lines = same_as_reference("maponly.py", true);
-    assert!(lines.contains(&"u1-4 => ('Firefox', 'Darwin', 6.0)\n".to_string()), "{:?}", &lines[..3]);
+    assert!(
+        lines.contains(&"u1-4 => ('Firefox', 'Darwin', 6.0)\n".to_string()),
+        "{:?}",
+        &lines[..3]
+    );
 }

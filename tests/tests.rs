@@ -11,5 +11,5 @@ mod map;
 mod notify;
 mod remote;
 mod run;
-mod telemetry_jobs;
 mod servers;
+mod telemetry_jobs;
