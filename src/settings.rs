@@ -83,10 +83,12 @@ fn sort_memory(s: &str) -> anyhow::Result<usize> {
 fn max_record_size(args: &crate::cli::RecordArgs) -> anyhow::Result<usize> {
     let n = crate::shuffle::parse_size(&args.max_record_size)
         .map_err(|e| crate::exit::UsageError(format!("--max-record-size: {e}")))?;
-    if n == 0 {
-        return Err(
-            crate::exit::UsageError("--max-record-size must be at least 1 byte".into()).into(),
-        );
+    // The shuffle indexes a line's length in 32 bits.
+    if n == 0 || n > u32::MAX as usize {
+        return Err(crate::exit::UsageError(
+            "--max-record-size must be at least 1 byte and below 4GiB".into(),
+        )
+        .into());
     }
     Ok(n)
 }

@@ -327,3 +327,40 @@ fn a_truncated_xz_input_reports_exactly_the_records_used() {
         .iter()
         .all(|l| l["status"] == "unused" && l["records"] == 0));
 }
+
+/// Regression: `polymr reduce` sorted the unfinished last line of an input that broke off
+/// mid-line as if it were a record. Only whole lines are used, and the report counts them.
+#[test]
+fn reduce_uses_only_the_whole_lines_of_a_truncated_input() {
+    let t = TestContext::new();
+    cat_job(&t, true);
+    let text: String = (0..50_000)
+        .map(|i| format!("k{:05}\tvalue {i} END\n", i % 977))
+        .collect();
+    let full = std::fs::read(t.compress("in/cut.gz", text.as_bytes(), "gzip")).expect("read");
+    t.write("in/cut.gz", &full[..full.len() / 2]);
+    let out = t
+        .cmd()
+        .args(["reduce", "--config", "c.yml", "-o", "r.txt", "in/cut.gz"])
+        .assert()
+        .success();
+    let result = t.read("r.txt");
+    assert!(!result.is_empty());
+    for line in result.lines() {
+        assert!(
+            line.ends_with(" END"),
+            "a partial record was used: {line:?}"
+        );
+    }
+    let used = result.lines().count();
+    let r = t.report("r.txt.report.json");
+    assert_eq!(r["inputs"][0]["status"], "failed");
+    assert_eq!(r["inputs"][0]["records"], used as u64);
+    let stderr = stderr_of(&out);
+    assert!(
+        stderr.contains(&format!(
+            "input partly used: in/cut.gz: its first {used} records are in the result"
+        )) && stderr.contains("truncated or corrupt gzip data"),
+        "{stderr}"
+    );
+}
