@@ -110,6 +110,8 @@ pub struct ReduceArgs {
     /// Stop at the first input that cannot be read.
     #[arg(long)]
     pub fail_fast: bool,
+    #[command(flatten)]
+    pub records: RecordArgs,
     /// Mapper output files, directories, s3:// or http(s):// URLs (the original downloaded
     /// them into ./mapperOutput/); with none, the artifacts of INPUT_TASK_IDS.
     #[arg(value_name = "INPUT")]
@@ -157,6 +159,8 @@ pub struct RunArgs {
     /// Stop a map task at the first input that cannot be read.
     #[arg(long)]
     pub fail_fast: bool,
+    #[command(flatten)]
+    pub records: RecordArgs,
     /// Input files, directories (read recursively) or glob patterns.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<String>,
@@ -174,6 +178,16 @@ pub struct PlanArgs {
     pub format: PlanFormat,
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<String>,
+}
+
+/// How long a record may be.
+#[derive(Debug, Args, Clone)]
+pub struct RecordArgs {
+    /// Longest record (an input line into the mapper, an output line of the mapper or combiner
+    /// into the shuffle, a line into `reduce`); a longer one is an invalid record, reported with
+    /// its file and line and skipped.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB")]
+    pub max_record_size: String,
 }
 
 #[derive(Debug, Args)]
@@ -229,6 +243,8 @@ pub struct MapArgs {
     /// Stop the task at the first input that cannot be read or decoded.
     #[arg(long)]
     pub fail_fast: bool,
+    #[command(flatten)]
+    pub records: RecordArgs,
     /// Input files, directories (read recursively) or glob patterns.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<String>,

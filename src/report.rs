@@ -66,7 +66,24 @@ pub struct InputReport {
     pub duration_ms: u64,
 }
 
+/// Invalid records described one by one, per input or output; the rest are only counted.
+pub const INVALID_SAMPLES: usize = 10;
+
 impl InputReport {
+    /// Counts one invalid record, keeping its location among the first few.
+    pub fn add_invalid(&mut self, line: u64, message: String) {
+        self.invalid_records += 1;
+        if self.invalid_samples.len() < INVALID_SAMPLES {
+            self.invalid_samples.push(InvalidRecord { line, message });
+        }
+    }
+
+    /// Records of an input that failed part way through and still reached the result: those
+    /// delivered whole before the failure.
+    pub fn used_in_part(&self) -> bool {
+        self.status == InputStatus::Failed && self.records > 0
+    }
+
     pub fn new(name: &str) -> Self {
         InputReport {
             name: name.to_string(),
@@ -81,6 +98,35 @@ impl InputReport {
             invalid_samples: Vec::new(),
             duration_ms: 0,
         }
+    }
+}
+
+/// Lines a child wrote into the shuffle that were not used: longer than
+/// `--max-record-size`. Numbered by line of that child's output.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct InvalidOutput {
+    pub records: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<InvalidRecord>,
+}
+
+impl InvalidOutput {
+    pub fn is_empty(&self) -> bool {
+        self.records == 0
+    }
+
+    pub fn add(&mut self, line: u64, message: String) {
+        self.records += 1;
+        if self.samples.len() < INVALID_SAMPLES {
+            self.samples.push(InvalidRecord { line, message });
+        }
+    }
+
+    pub fn merge(&mut self, other: &InvalidOutput) {
+        self.records += other.records;
+        let room = INVALID_SAMPLES.saturating_sub(self.samples.len());
+        self.samples
+            .extend(other.samples.iter().take(room).cloned());
     }
 }
 
@@ -124,6 +170,9 @@ pub struct TaskReport {
     pub child: Option<ChildReport>,
     pub inputs: Vec<InputReport>,
     pub totals: Totals,
+    /// Output lines of the mapper or combiner left out of the shuffle (too long).
+    #[serde(default, skip_serializing_if = "InvalidOutput::is_empty")]
+    pub invalid_output: InvalidOutput,
     pub counters: Counters,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status_message: Option<String>,
@@ -160,6 +209,7 @@ impl TaskReport {
             t.invalid_records += i.invalid_records;
             t.download_retries += i.retries;
         }
+        t.invalid_records += self.invalid_output.records;
         self.totals = t;
     }
 
@@ -249,11 +299,68 @@ pub struct JobReport {
     pub tasks: Vec<TaskReport>,
 }
 
+/// An input the job did not use whole.
 #[derive(Debug, Clone, Serialize)]
 pub struct LostInput {
     pub name: String,
     pub task: String,
+    pub status: LostStatus,
+    /// Its records in the result: those read before it failed, when `partial`.
+    pub records: u64,
     pub error: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LostStatus {
+    /// Read up to a failure (a truncated or corrupt file): its first `records` records are in
+    /// the result, the rest is not.
+    Partial,
+    /// Nothing of it is in the result.
+    Unused,
+}
+
+impl LostInput {
+    /// The fate of an input of a map task that succeeded.
+    pub fn of_input(input: &InputReport, task: &str) -> LostInput {
+        let partial = input.used_in_part();
+        LostInput {
+            name: input.name.clone(),
+            task: task.to_string(),
+            status: if partial {
+                LostStatus::Partial
+            } else {
+                LostStatus::Unused
+            },
+            records: if partial { input.records } else { 0 },
+            error: input.error.clone().unwrap_or_default(),
+        }
+    }
+
+    /// An input whose task failed: nothing of it was published.
+    pub fn unused(name: &str, task: &str, error: String) -> LostInput {
+        LostInput {
+            name: name.to_string(),
+            task: task.to_string(),
+            status: LostStatus::Unused,
+            records: 0,
+            error,
+        }
+    }
+
+    /// For stderr.
+    pub fn describe(&self) -> String {
+        match self.status {
+            LostStatus::Partial => format!(
+                "input partly used: {} ({}): its first {} records are in the result, the rest is not: {}",
+                self.name, self.task, self.records, self.error
+            ),
+            LostStatus::Unused => format!(
+                "input not used: {} ({}): {}",
+                self.name, self.task, self.error
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

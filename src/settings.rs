@@ -19,6 +19,7 @@ pub struct MapSettings {
     pub target: OutputTarget,
     pub sources: Sources,
     pub fail_fast: bool,
+    pub max_record_size: usize,
     pub env: TaskEnv,
 }
 
@@ -26,6 +27,7 @@ impl MapSettings {
     pub async fn resolve(args: MapArgs) -> anyhow::Result<MapSettings> {
         let path = JobConfig::locate(args.config.config.as_deref())?;
         let job = JobConfig::load(&path)?;
+        let max_record_size = max_record_size(&args.records)?;
         // The mapper is checked before any input is looked at.
         ChildCommand::for_step(&job, &job.mapper, &TaskEnv::default())
             .with_context(|| format!("cannot run the mapper of `{}`", path.display()))?;
@@ -52,6 +54,7 @@ impl MapSettings {
             target,
             sources,
             fail_fast: args.fail_fast,
+            max_record_size,
             env,
         })
     }
@@ -77,6 +80,19 @@ fn sort_memory(s: &str) -> anyhow::Result<usize> {
     Ok(n)
 }
 
+fn max_record_size(args: &crate::cli::RecordArgs) -> anyhow::Result<usize> {
+    let n = crate::shuffle::parse_size(&args.max_record_size)
+        .map_err(|e| crate::exit::UsageError(format!("--max-record-size: {e}")))?;
+    // The shuffle indexes a line's length in 32 bits.
+    if n == 0 || n > u32::MAX as usize {
+        return Err(crate::exit::UsageError(
+            "--max-record-size must be at least 1 byte and below 4GiB".into(),
+        )
+        .into());
+    }
+    Ok(n)
+}
+
 fn load_job(config: Option<&std::path::Path>) -> anyhow::Result<JobConfig> {
     let path = JobConfig::locate(config)?;
     Ok(JobConfig::load(&path)?)
@@ -92,6 +108,7 @@ pub struct ReduceSettings {
     pub sources: Sources,
     pub sort_memory: usize,
     pub fail_fast: bool,
+    pub max_record_size: usize,
     pub env: TaskEnv,
 }
 
@@ -109,6 +126,7 @@ impl ReduceSettings {
         let command = ChildCommand::for_step(&job, &reducer, &env)
             .with_context(|| format!("cannot run the reducer of `{}`", job.path.display()))?;
         let sort_memory = sort_memory(&args.sort_memory)?;
+        let max_record_size = max_record_size(&args.records)?;
         // Without arguments, the original's way: the artifacts of the map tasks it depends on.
         let args_inputs = if args.inputs.is_empty() {
             let ids = std::env::var("INPUT_TASK_IDS").map_err(|_| {
@@ -138,6 +156,7 @@ impl ReduceSettings {
             target,
             sources,
             fail_fast: args.fail_fast,
+            max_record_size,
             env,
         })
     }
@@ -153,6 +172,7 @@ pub struct RunSettings {
     pub retries: u32,
     pub resume: Option<PathBuf>,
     pub fail_fast: bool,
+    pub max_record_size: usize,
     pub job_id: String,
     pub sources: Sources,
     pub target: Option<OutputTarget>,
@@ -244,6 +264,7 @@ impl RunSettings {
             retries: args.retries,
             resume: args.resume,
             fail_fast: args.fail_fast,
+            max_record_size: max_record_size(&args.records)?,
             job_id: job_id(),
             sources,
             target,

@@ -17,6 +17,7 @@ pub async fn map(args: MapArgs, cancel: CancellationToken) -> anyhow::Result<u8>
         output: MapOutput::File(s.output.clone()),
         env: s.env,
         fail_fast: s.fail_fast,
+        max_record_size: s.max_record_size,
         cancel,
         sources: s.sources.clone(),
     })

@@ -26,18 +26,24 @@ fn finish_task(report: &TaskReport, output: &Path) -> anyhow::Result<u8> {
     let json = serde_json::to_vec_pretty(report).context("failed to serialize the report")?;
     write_atomic(&report_path, &json)
         .with_context(|| format!("failed to write the report `{}`", report_path.display()))?;
+    let succeeded = report.status == crate::report::TaskStatus::Succeeded;
     for i in report
         .inputs
         .iter()
         .filter(|i| i.status == InputStatus::Failed)
     {
-        eprintln!(
-            "polymr: input failed: {}: {}",
-            i.name,
-            i.error.as_deref().unwrap_or("unknown error")
-        );
+        let error = i.error.as_deref().unwrap_or("unknown error");
+        if succeeded && i.used_in_part() {
+            eprintln!(
+                "polymr: input partly used: {}: its first {} records are in the result, the rest is not: {error}",
+                i.name, i.records
+            );
+        } else {
+            eprintln!("polymr: input failed: {}: {error}", i.name);
+        }
     }
     print_invalid(&report.inputs);
+    print_invalid_output(report);
     if let Some(e) = &report.error {
         eprintln!("polymr: error: {e}");
     }
@@ -62,6 +68,23 @@ fn print_invalid(inputs: &[InputReport]) {
             i.invalid_records, i.name
         );
     }
+}
+
+/// One stderr line for the output lines a task left out of the shuffle.
+fn print_invalid_output(report: &TaskReport) {
+    let out = &report.invalid_output;
+    if out.is_empty() {
+        return;
+    }
+    let first = out
+        .samples
+        .first()
+        .map(|s| format!(" (first at line {}: {})", s.line, s.message))
+        .unwrap_or_default();
+    eprintln!(
+        "polymr: {} invalid records in the output of {}{first}",
+        out.records, report.attempt_id
+    );
 }
 
 /// Sends a task's result and report to S3 when that is where they go. A failed upload

@@ -25,6 +25,7 @@ pub async fn reduce(args: ReduceArgs, cancel: CancellationToken) -> anyhow::Resu
                 name: "reduce".into(),
             },
             sources: s.sources.clone(),
+            max_record_size: s.max_record_size,
         },
         output: s.output.clone(),
         env: s.env,

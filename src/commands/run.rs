@@ -41,12 +41,10 @@ pub async fn run(args: RunArgs, cancel: CancellationToken) -> anyhow::Result<u8>
                 i.invalid_records, i.name
             );
         }
+        super::print_invalid_output(t);
     }
     for lost in &report.lost_inputs {
-        eprintln!(
-            "polymr: input not used: {} ({}): {}",
-            lost.name, lost.task, lost.error
-        );
+        eprintln!("polymr: {}", lost.describe());
     }
     if let Some(e) = &report.error {
         eprintln!("polymr: error: {e}");

@@ -166,11 +166,7 @@ pub async fn run_local(s: &RunSettings, cancel: CancellationToken) -> anyhow::Re
                     .iter()
                     .filter(|i| i.status != InputStatus::Processed)
                 {
-                    report.lost_inputs.push(LostInput {
-                        name: i.name.clone(),
-                        task: plan.id.clone(),
-                        error: i.error.clone().unwrap_or_default(),
-                    });
+                    report.lost_inputs.push(LostInput::of_input(i, &plan.id));
                 }
             }
             _ => {
@@ -180,11 +176,11 @@ pub async fn run_local(s: &RunSettings, cancel: CancellationToken) -> anyhow::Re
                     .and_then(|a| a.error.clone())
                     .unwrap_or_else(|| "the task did not run".into());
                 for i in &plan.inputs {
-                    report.lost_inputs.push(LostInput {
-                        name: i.name.clone(),
-                        task: plan.id.clone(),
-                        error: format!("its map task failed {} times: {why}", r.attempts.len()),
-                    });
+                    report.lost_inputs.push(LostInput::unused(
+                        &i.name,
+                        &plan.id,
+                        format!("its map task failed {} times: {why}", r.attempts.len()),
+                    ));
                 }
             }
         }
@@ -441,6 +437,7 @@ async fn run_map_with_retries(ctx: &MapContext<'_>, t: &MapTaskPlan) -> TaskResu
             output,
             env,
             fail_fast: s.fail_fast,
+            max_record_size: s.max_record_size,
             cancel: ctx.cancel.clone(),
             sources: s.sources.clone(),
         })

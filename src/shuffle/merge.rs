@@ -12,6 +12,8 @@ use super::compare_lines;
 
 const MAX_FAN_IN: usize = 64;
 const READ_BUFFER: usize = 128 * 1024;
+/// A head's line buffer larger than this is given back after its line.
+const KEEP_CAPACITY: usize = 1 << 20;
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct MergeStats {
@@ -113,6 +115,11 @@ fn merge_group(
         out(&head.line)?;
         records += 1;
         bytes += head.line.len() as u64;
+        if head.line.capacity() > KEEP_CAPACITY {
+            // One long line must not keep its buffer for the rest of the run: with up to
+            // `MAX_FAN_IN` heads, memory would be that many long lines.
+            head.line = Vec::new();
+        }
         if read_line(&mut readers[head.run], &mut head.line)? {
             heap.push(Ordered(head, &ctx));
         }
@@ -121,6 +128,7 @@ fn merge_group(
 }
 
 /// Reads one line (newline kept, added if the file lacks one) into `line`; false at EOF.
+/// Linear in the line's length, however long (`read_until` appends buffer by buffer).
 fn read_line(r: &mut BufReader<File>, line: &mut Vec<u8>) -> io::Result<bool> {
     line.clear();
     if r.read_until(b'\n', line)? == 0 {

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use memchr::memrchr;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::process::ChildStdin;
 use tokio::sync::mpsc;
@@ -32,6 +31,8 @@ pub struct FeedOptions {
     /// Send the helper protocol's control lines and escapes.
     pub helper_framing: bool,
     pub fail_fast: bool,
+    /// Longer input lines are invalid records, skipped (`--max-record-size`).
+    pub max_record_size: usize,
     /// Where decompressed files go for the "file paths" feed.
     pub scratch: Option<PathBuf>,
     pub sources: Sources,
@@ -182,42 +183,44 @@ async fn feed_records(
     if opts.helper_framing {
         send(tx, records::file_marker(index, &input.name)).await?;
     }
-    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
-    // True while the bytes already sent end in the middle of a line longer than a chunk.
-    let mut mid_line = false;
+    let mut framer = records::Framer::new(CHUNK, opts.max_record_size);
+    let mut framed = Vec::new();
     loop {
-        let filled = buf.len();
-        buf.resize(CHUNK.max(filled + 1), 0);
-        let n = reader.read(&mut buf[filled..]).await?;
-        buf.truncate(filled + n);
+        let n = reader.read(framer.spare()).await?;
         if n == 0 {
-            if !buf.is_empty() {
-                // A last line without its newline is still a record.
-                buf.push(b'\n');
-                emit(tx, opts, report, std::mem::take(&mut buf), mid_line).await?;
-            } else if mid_line {
-                emit(tx, opts, report, b"\n".to_vec(), true).await?;
+            framer.finish(&mut framed);
+        } else {
+            framer.filled(n, &mut framed);
+        }
+        for piece in framed.drain(..) {
+            match piece {
+                records::Framed::Bytes {
+                    bytes,
+                    lines,
+                    continues,
+                } => emit(tx, opts, report, bytes, lines, continues).await?,
+                records::Framed::Oversize { line, len } => {
+                    oversize(input, opts.max_record_size, report, line, len)
+                }
             }
+        }
+        if n == 0 {
             return Ok(());
         }
-        match memrchr(b'\n', &buf) {
-            Some(pos) => {
-                let mut rest = Vec::with_capacity(CHUNK);
-                rest.extend_from_slice(&buf[pos + 1..]);
-                buf.truncate(pos + 1);
-                let whole = std::mem::replace(&mut buf, rest);
-                emit(tx, opts, report, whole, mid_line).await?;
-                mid_line = false;
-            }
-            // One line longer than a chunk: stream it through rather than hold it.
-            None if buf.len() >= CHUNK => {
-                let part = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK));
-                emit(tx, opts, report, part, mid_line).await?;
-                mid_line = true;
-            }
-            None => {}
-        }
     }
+}
+
+/// A line longer than `--max-record-size` was skipped: an invalid record, not an error.
+fn oversize(input: &Input, max: usize, report: &mut InputReport, line: u64, len: u64) {
+    tracing::warn!(
+        "{} line {line}: a record of {len} bytes is longer than --max-record-size ({max} bytes); skipped",
+        input.name
+    );
+    report.bytes += len;
+    report.add_invalid(
+        line,
+        format!("a record of {len} bytes is longer than --max-record-size ({max} bytes); skipped"),
+    );
 }
 
 async fn emit(
@@ -225,9 +228,10 @@ async fn emit(
     opts: &FeedOptions,
     report: &mut InputReport,
     chunk: Vec<u8>,
+    lines: u64,
     continues_line: bool,
 ) -> Result<(), FeedError> {
-    report.records += records::count_lines(&chunk);
+    report.records += lines;
     report.bytes += chunk.len() as u64;
     let chunk = if opts.helper_framing && memchr::memchr(0, &chunk).is_some() {
         let mut out = Vec::with_capacity(chunk.len() + 16);

@@ -13,7 +13,9 @@ use crate::config::{Feed, JobConfig};
 use crate::input::{Input, Sources};
 use crate::output::AtomicFile;
 use crate::process::{ChildCommand, TaskEnv};
-use crate::report::{ChildReport, InputReport, InputStatus, TaskReport, TaskStatus};
+use crate::report::{
+    ChildReport, InputReport, InputStatus, TaskReport, TaskStatus, INVALID_SAMPLES,
+};
 use crate::shuffle::Runs;
 
 pub enum MapOutput {
@@ -30,6 +32,8 @@ pub struct MapTask<'a> {
     pub output: MapOutput,
     pub env: TaskEnv,
     pub fail_fast: bool,
+    /// Longer records, into the mapper or from it into the shuffle, are invalid: skipped.
+    pub max_record_size: usize,
     /// Cancelled on the first SIGINT/SIGTERM.
     pub cancel: CancellationToken,
     pub sources: Sources,
@@ -173,6 +177,7 @@ async fn execute(task: &MapTask<'_>, report: &mut TaskReport) -> Result<Done, Ta
         feed: task.job.feed,
         helper_framing: task.command.is_helper() && task.job.feed == Feed::Records,
         fail_fast: task.fail_fast,
+        max_record_size: task.max_record_size,
         scratch: scratch.as_ref().map(|s| s.path().to_path_buf()),
         sources: task.sources.clone(),
     };
@@ -195,10 +200,13 @@ async fn execute(task: &MapTask<'_>, report: &mut TaskReport) -> Result<Done, Ta
         MapOutput::File(_) => None,
     };
     let cancel = task.cancel.clone();
+    let max_record = task.max_record_size;
     let consumer = move |stdout| async move {
         match (sink_file, shuffle) {
             (Some(f), _) => copy_to_file(stdout, f).await.map(Sunk::File),
-            (None, Some(spec)) => shuffle_sink(stdout, spec, cancel).await.map(Sunk::Shuffle),
+            (None, Some(spec)) => shuffle_sink(stdout, spec, max_record, cancel)
+                .await
+                .map(Sunk::Shuffle),
             (None, None) => Err(std::io::Error::other("no output configured")),
         }
     };
@@ -221,12 +229,17 @@ async fn execute(task: &MapTask<'_>, report: &mut TaskReport) -> Result<Done, Ta
     report.inputs = fed.inputs;
     for (index, (count, samples)) in &driven.stderr.invalid {
         if let Some(r) = report.inputs.get_mut(*index) {
-            r.invalid_records = *count;
-            r.invalid_samples = samples.clone();
+            // Added to the records the feed skipped as too long.
+            r.invalid_records += *count;
+            let room = INVALID_SAMPLES.saturating_sub(r.invalid_samples.len());
+            r.invalid_samples.extend(samples.iter().take(room).cloned());
         }
     }
     report.counters = driven.stderr.counters.clone();
     report.status_message = driven.stderr.status.clone();
+    if let Ok(Sunk::Shuffle(s)) = &driven.consumed {
+        report.invalid_output = s.invalid.clone();
+    }
     let (out_records, out_bytes) = match &driven.consumed {
         Ok(Sunk::File(c)) => *c,
         Ok(Sunk::Shuffle(s)) => (s.runs.records, s.runs.bytes),
@@ -330,6 +343,7 @@ fn new_report_without_child(
         child: None,
         inputs: Vec::new(),
         totals: Default::default(),
+        invalid_output: Default::default(),
         counters: Default::default(),
         status_message: None,
         started_at_unix_ms: unix_ms(),

@@ -13,13 +13,14 @@ use tokio_util::sync::CancellationToken;
 use super::drive::{drive, with_tail, Stopped};
 use super::feed::CHUNK;
 use super::map::{new_report, TaskFailure};
-use super::sink::{copy_to_file, push_chunk};
+use super::sink::copy_to_file;
 use crate::config::JobConfig;
 use crate::decode;
 use crate::input::{open_with_prefetch, Input, Prefetched, Sources};
 use crate::output::AtomicFile;
 use crate::process::{ChildCommand, TaskEnv};
-use crate::report::{InputReport, InputStatus, TaskReport, TaskStatus};
+use crate::records::{LineSplitter, Piece};
+use crate::report::{InputReport, InputStatus, InvalidOutput, TaskReport, TaskStatus};
 use crate::shuffle::{merge_runs, Runs, SortConfig, Sorter};
 
 pub enum ReduceInput {
@@ -31,6 +32,8 @@ pub enum ReduceInput {
         inputs: Vec<Input>,
         sort: SortConfig,
         sources: Sources,
+        /// Longer lines are invalid records, skipped (`--max-record-size`).
+        max_record_size: usize,
     },
 }
 
@@ -101,10 +104,17 @@ async fn execute(
             inputs,
             sort,
             sources,
+            max_record_size,
         } => {
-            let (runs, reports) = sort_inputs(inputs, sort.clone(), sources, &task.cancel)
-                .await
-                .map_err(|e| fail(format!("failed to sort the reducer's input: {e}")))?;
+            let (runs, reports) = sort_inputs(
+                inputs,
+                sort.clone(),
+                sources,
+                *max_record_size,
+                &task.cancel,
+            )
+            .await
+            .map_err(|e| fail(format!("failed to sort the reducer's input: {e}")))?;
             report.inputs = reports;
             if task.cancel.is_cancelled() {
                 return Err(TaskFailure::Interrupted);
@@ -204,7 +214,8 @@ async fn execute(
     Ok(out)
 }
 
-/// Merges `runs` into 64 KiB chunks for the reducer's stdin (blocking thread).
+/// Merges `runs` into 64 KiB chunks for the reducer's stdin (blocking thread). A line
+/// longer than a chunk goes out in chunks of its own, so no buffer grows with it.
 fn merge_into(
     runs: &[PathBuf],
     sep: &[u8],
@@ -216,12 +227,33 @@ fn merge_into(
     let mut chunk: Vec<u8> = Vec::with_capacity(CHUNK + 4096);
     let gone = || io::Error::new(io::ErrorKind::BrokenPipe, "the reducer stopped reading");
     let stats = merge_runs(runs, sep, scratch, owned, |line| {
-        let start = chunk.len();
-        chunk.extend_from_slice(line);
-        if retab {
-            if let Some(i) = memchr::memmem::find(&chunk[start..], sep) {
-                chunk.splice(start + i..start + i + sep.len(), [b'\t']);
+        let tab = match retab {
+            true => memchr::memmem::find(line, sep),
+            false => None,
+        };
+        if line.len() >= CHUNK {
+            if !chunk.is_empty() {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK + 4096));
+                tx.blocking_send(full).map_err(|_| gone())?;
             }
+            let pieces: [&[u8]; 3] = match tab {
+                Some(i) => [&line[..i], b"\t", &line[i + sep.len()..]],
+                None => [line, b"", b""],
+            };
+            for piece in pieces {
+                for part in piece.chunks(CHUNK) {
+                    tx.blocking_send(part.to_vec()).map_err(|_| gone())?;
+                }
+            }
+            return Ok(());
+        }
+        match tab {
+            Some(i) => {
+                chunk.extend_from_slice(&line[..i]);
+                chunk.push(b'\t');
+                chunk.extend_from_slice(&line[i + sep.len()..]);
+            }
+            None => chunk.extend_from_slice(line),
         }
         if chunk.len() >= CHUNK {
             let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK + 4096));
@@ -235,33 +267,62 @@ fn merge_into(
     Ok(stats)
 }
 
-/// Reads raw mapper outputs (any codec) into sorted runs within the budget.
+/// What the reading side tells the sorting side.
+enum Sorting {
+    Bytes(Vec<u8>),
+    /// The input ended: its last line, even without a newline, is a record.
+    End,
+    /// The input failed: its unfinished last line is not a record.
+    Broken,
+}
+
+/// Per input, what the sorting side used of it.
+#[derive(Default)]
+struct Used {
+    records: u64,
+    skipped: InvalidOutput,
+}
+
+/// Reads raw mapper outputs (any codec) into sorted runs within the budget. Lines longer
+/// than `max_record` are skipped, counted against their input.
 async fn sort_inputs(
     inputs: &[Input],
     sort: SortConfig,
     sources: &Sources,
+    max_record: usize,
     cancel: &CancellationToken,
 ) -> io::Result<(Runs, Vec<InputReport>)> {
     std::fs::create_dir_all(&sort.dir)?;
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(16);
-    let sorting = tokio::task::spawn_blocking(move || -> io::Result<Runs> {
+    let (tx, mut rx) = mpsc::channel::<Sorting>(16);
+    let sorting = tokio::task::spawn_blocking(move || -> io::Result<(Runs, Vec<Used>)> {
         let mut sorter = Sorter::new(sort);
-        let mut tail = Vec::new();
-        while let Some(chunk) = rx.blocking_recv() {
-            // An empty chunk marks the end of one input: its last line ends there.
-            if chunk.is_empty() {
-                if !tail.is_empty() {
-                    sorter.push(&tail)?;
-                    tail.clear();
-                }
-                continue;
+        let mut lines = LineSplitter::new(max_record);
+        let (mut used, mut current) = (Vec::new(), Used::default());
+        let take = |sorter: &mut Sorter, used: &mut Used, p: Piece<'_>| match p {
+            Piece::Line(l) => {
+                used.records += 1;
+                sorter.push(l)
             }
-            push_chunk(&mut sorter, &mut tail, &chunk)?;
+            Piece::Oversize { line, len } => {
+                used.skipped.add(
+                    line,
+                    format!("a record of {len} bytes is longer than --max-record-size ({max_record} bytes); skipped"),
+                );
+                Ok(())
+            }
+        };
+        while let Some(msg) = rx.blocking_recv() {
+            match msg {
+                Sorting::Bytes(chunk) => {
+                    lines.push(&chunk, |p| take(&mut sorter, &mut current, p))?;
+                    continue;
+                }
+                Sorting::End => lines.finish(|p| take(&mut sorter, &mut current, p))?,
+                Sorting::Broken => lines.abandon(),
+            }
+            used.push(std::mem::take(&mut current));
         }
-        if !tail.is_empty() {
-            sorter.push(&tail)?;
-        }
-        sorter.finish()
+        Ok((sorter.finish()?, used))
     });
     let mut reports = Vec::new();
     let mut opened = Prefetched::new();
@@ -285,16 +346,19 @@ async fn sort_inputs(
                     break;
                 }
                 buf.truncate(n);
-                r.records += crate::records::count_lines(&buf);
                 r.bytes += n as u64;
-                if tx.send(buf).await.is_err() {
+                if tx.send(Sorting::Bytes(buf)).await.is_err() {
                     return Err(io::Error::other("the sorter stopped"));
                 }
             }
             Ok(())
         }
         .await;
-        let _ = tx.send(Vec::new()).await;
+        let end = match result {
+            Ok(()) => Sorting::End,
+            Err(_) => Sorting::Broken,
+        };
+        let _ = tx.send(end).await;
         r.duration_ms = started.elapsed().as_millis() as u64;
         if let Some(n) = retries {
             r.retries = n.load(std::sync::atomic::Ordering::Relaxed);
@@ -310,8 +374,13 @@ async fn sort_inputs(
         reports.push(r);
     }
     drop(tx);
-    let runs = sorting
+    let (runs, used) = sorting
         .await
         .map_err(|e| io::Error::other(format!("internal error in the sorter: {e}")))??;
+    for (r, u) in reports.iter_mut().zip(used) {
+        r.records = u.records;
+        r.invalid_records = u.skipped.records;
+        r.invalid_samples = u.skipped.samples;
+    }
     Ok((runs, reports))
 }

@@ -13,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 use super::drive::{drive, with_tail};
 use super::feed::CHUNK;
 use crate::process::{ChildCommand, Counters};
+use crate::records::{LineSplitter, Piece};
+use crate::report::InvalidOutput;
 use crate::shuffle::{Runs, SortConfig, Sorter};
 
 /// Output buffer between a child's stdout and its file.
@@ -59,60 +61,59 @@ pub struct ShuffleSpec {
 pub struct ShuffleOut {
     pub runs: Runs,
     pub combiner_counters: Counters,
+    /// Lines of the mapper and combiner left out: longer than `--max-record-size`.
+    pub invalid: InvalidOutput,
 }
 
 /// Sorts the child's output lines into runs on a blocking thread; the async side only
 /// reads the pipe, so the child is never stalled by a spill longer than the channel.
+/// Lines longer than `max_record` are skipped and counted.
 pub async fn shuffle_sink(
     mut stdout: ChildStdout,
     spec: ShuffleSpec,
+    max_record: usize,
     cancel: CancellationToken,
 ) -> io::Result<ShuffleOut> {
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(16);
     let counters = Arc::new(Mutex::new(Counters::new()));
+    let invalid = Arc::new(Mutex::new(InvalidOutput::default()));
     let mut sorter = Sorter::new(spec.sort.clone());
     if let Some(cmd) = spec.combiner.clone() {
         let handle = tokio::runtime::Handle::current();
         let counters = counters.clone();
+        let invalid = invalid.clone();
         sorter = sorter.with_combiner(Box::new(move |run: &Path, out: &Path| {
             handle.block_on(run_combiner(
                 &cmd,
                 run.to_path_buf(),
                 out.to_path_buf(),
+                max_record,
                 &cancel,
                 &counters,
+                &invalid,
             ))
         }));
     }
-    let sorting = tokio::task::spawn_blocking(move || -> io::Result<Runs> {
-        let mut tail: Vec<u8> = Vec::new();
+    let sorting = tokio::task::spawn_blocking(move || -> io::Result<(Runs, InvalidOutput)> {
+        let mut lines = LineSplitter::new(max_record);
+        let mut skipped = InvalidOutput::default();
         let mut failure = None;
         while let Some(chunk) = rx.blocking_recv() {
             if failure.is_some() {
                 continue; // keep draining so the reader never blocks
             }
-            let result = if tail.is_empty() {
-                sorter
-                    .push_lines(&chunk)
-                    .map(|used| tail.extend_from_slice(&chunk[used..]))
-            } else {
-                tail.extend_from_slice(&chunk);
-                let buf = std::mem::take(&mut tail);
-                sorter
-                    .push_lines(&buf)
-                    .map(|used| tail.extend_from_slice(&buf[used..]))
-            };
-            if let Err(e) = result {
+            let pushed = lines.push(&chunk, |p| {
+                into_sorter(&mut sorter, &mut skipped, "mapper", max_record, p)
+            });
+            if let Err(e) = pushed {
                 failure = Some(e);
             }
         }
         if let Some(e) = failure {
             return Err(e);
         }
-        if !tail.is_empty() {
-            sorter.push(&tail)?;
-        }
-        sorter.finish()
+        lines.finish(|p| into_sorter(&mut sorter, &mut skipped, "mapper", max_record, p))?;
+        Ok((sorter.finish()?, skipped))
     });
     let mut buf = vec![0u8; CHUNK];
     let mut open = true;
@@ -126,33 +127,44 @@ pub async fn shuffle_sink(
         }
     }
     drop(tx);
-    let runs = sorting
+    let (runs, mut skipped) = sorting
         .await
         .map_err(|e| io::Error::other(format!("internal error in the sorter: {e}")))??;
     let combiner_counters = counters.lock().map(|c| c.clone()).unwrap_or_default();
+    if let Ok(c) = invalid.lock() {
+        skipped.merge(&c);
+    }
     Ok(ShuffleOut {
         runs,
         combiner_counters,
+        invalid: skipped,
     })
 }
 
-/// Pushes the complete lines of `chunk` into the sorter; `tail` carries a line split across
-/// chunks, and only that line is copied.
-pub fn push_chunk(sorter: &mut Sorter, tail: &mut Vec<u8>, chunk: &[u8]) -> io::Result<()> {
-    let mut rest = chunk;
-    if !tail.is_empty() {
-        let Some(nl) = memchr::memchr(b'\n', chunk) else {
-            tail.extend_from_slice(chunk);
-            return Ok(());
-        };
-        tail.extend_from_slice(&chunk[..nl]);
-        sorter.push(tail)?;
-        tail.clear();
-        rest = &chunk[nl + 1..];
+/// A line of `who`'s output into the sorter, or into `skipped` when it is too long.
+pub fn into_sorter(
+    sorter: &mut Sorter,
+    skipped: &mut InvalidOutput,
+    who: &str,
+    max_record: usize,
+    piece: Piece<'_>,
+) -> io::Result<()> {
+    match piece {
+        Piece::Line(line) => sorter.push(line),
+        Piece::Oversize { line, len } => {
+            skipped.add(line, oversize_message(who, line, len, max_record));
+            Ok(())
+        }
     }
-    let used = sorter.push_lines(rest)?;
-    tail.extend_from_slice(&rest[used..]);
-    Ok(())
+}
+
+/// Why a line of `who`'s output was skipped: logged, and kept in the report.
+pub fn oversize_message(who: &str, line: u64, len: u64, max_record: usize) -> String {
+    let msg = format!(
+        "{who} output: a record of {len} bytes is longer than --max-record-size ({max_record} bytes); skipped"
+    );
+    tracing::warn!("{msg} (line {line})");
+    msg
 }
 
 /// One combiner process over one sorted run.
@@ -160,15 +172,17 @@ async fn run_combiner(
     cmd: &ChildCommand,
     run: PathBuf,
     out: PathBuf,
+    max_record: usize,
     cancel: &CancellationToken,
     counters: &Mutex<Counters>,
+    invalid: &Mutex<InvalidOutput>,
 ) -> io::Result<()> {
     let out_file = tokio::fs::File::create(&out).await?;
     let driven = drive(
         cmd,
         "combiner",
         move |tx, stop| feed_file(run, tx, stop),
-        move |stdout| copy_to_file(stdout, out_file),
+        move |stdout| copy_lines_to_file(stdout, out_file, max_record),
         cancel,
         &CancellationToken::new(),
     )
@@ -189,7 +203,60 @@ async fn run_combiner(
         )));
     }
     driven.produced?;
-    driven.consumed.map(|_| ())
+    let skipped = driven.consumed?;
+    if let Ok(mut i) = invalid.lock() {
+        i.merge(&skipped);
+    }
+    Ok(())
+}
+
+/// Copies a combiner's output lines to `file`, leaving out those longer than `max_record`
+/// (the combiner's output goes into the shuffle as the mapper's does).
+async fn copy_lines_to_file(
+    mut stdout: ChildStdout,
+    file: tokio::fs::File,
+    max_record: usize,
+) -> io::Result<InvalidOutput> {
+    let mut w = tokio::io::BufWriter::with_capacity(OUTPUT_BUFFER, file);
+    let mut buf = vec![0u8; CHUNK];
+    let mut lines = LineSplitter::new(max_record);
+    let mut kept = Vec::with_capacity(CHUNK + 1);
+    let mut skipped = InvalidOutput::default();
+    let mut failure = None;
+    loop {
+        let n = stdout.read(&mut buf).await?;
+        kept.clear();
+        let take = |p: Piece<'_>| {
+            match p {
+                Piece::Line(l) => {
+                    kept.extend_from_slice(l);
+                    kept.push(b'\n');
+                }
+                Piece::Oversize { line, len } => {
+                    skipped.add(line, oversize_message("combiner", line, len, max_record))
+                }
+            }
+            Ok(())
+        };
+        if n == 0 {
+            lines.finish(take)?;
+        } else {
+            lines.push(&buf[..n], take)?;
+        }
+        if failure.is_none() && !kept.is_empty() {
+            if let Err(e) = w.write_all(&kept).await {
+                failure = Some(e);
+            }
+        }
+        if n == 0 {
+            break;
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    w.flush().await?;
+    Ok(skipped)
 }
 
 /// Sends a file's bytes in chunks.
