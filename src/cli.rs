@@ -110,6 +110,10 @@ pub struct ReduceArgs {
     /// Stop at the first input that cannot be read.
     #[arg(long)]
     pub fail_fast: bool,
+    /// Fail a task attempt whose child makes no progress (reads no input, writes nothing on
+    /// stdout or stderr) for this long, e.g. 90s, 10m, 1h; 0 turns it off.
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    pub task_timeout: String,
     /// Mapper output files, directories, s3:// or http(s):// URLs (the original downloaded
     /// them into ./mapperOutput/); with none, the artifacts of INPUT_TASK_IDS.
     #[arg(value_name = "INPUT")]
@@ -157,6 +161,10 @@ pub struct RunArgs {
     /// Stop a map task at the first input that cannot be read.
     #[arg(long)]
     pub fail_fast: bool,
+    /// Fail a task attempt whose child makes no progress (reads no input, writes nothing on
+    /// stdout or stderr) for this long, e.g. 90s, 10m, 1h; 0 turns it off.
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    pub task_timeout: String,
     /// Input files, directories (read recursively) or glob patterns.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<String>,
@@ -229,6 +237,10 @@ pub struct MapArgs {
     /// Stop the task at the first input that cannot be read or decoded.
     #[arg(long)]
     pub fail_fast: bool,
+    /// Fail a task attempt whose child makes no progress (reads no input, writes nothing on
+    /// stdout or stderr) for this long, e.g. 90s, 10m, 1h; 0 turns it off.
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    pub task_timeout: String,
     /// Input files, directories (read recursively) or glob patterns.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<String>,

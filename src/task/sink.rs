@@ -5,8 +5,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::ChildStdout;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -21,7 +20,7 @@ const OUTPUT_BUFFER: usize = 256 * 1024;
 /// Copies the child's stdout to `file`, counting lines. Reads to EOF even after a write
 /// error, so the child never blocks on a full pipe.
 pub async fn copy_to_file(
-    mut stdout: ChildStdout,
+    mut stdout: impl AsyncRead + Unpin,
     file: tokio::fs::File,
 ) -> io::Result<(u64, u64)> {
     let mut w = tokio::io::BufWriter::with_capacity(OUTPUT_BUFFER, file);
@@ -64,7 +63,7 @@ pub struct ShuffleOut {
 /// Sorts the child's output lines into runs on a blocking thread; the async side only
 /// reads the pipe, so the child is never stalled by a spill longer than the channel.
 pub async fn shuffle_sink(
-    mut stdout: ChildStdout,
+    mut stdout: impl AsyncRead + Unpin,
     spec: ShuffleSpec,
     cancel: CancellationToken,
 ) -> io::Result<ShuffleOut> {
