@@ -60,7 +60,12 @@ fn mapper_that_reads_one_line_of_three_and_exits_0_fails_and_publishes_nothing()
 fn mapper_that_closes_stdin_at_once_and_exits_0_fails_with_a_tiny_input() {
     let t = TestContext::new();
     // It waits a little, so that the input is in the pipe when it exits, and the count exact.
-    lines_job(&t, "#!/bin/sh\nexec 0<&-\nsleep 0.5\necho hello\n", None, None);
+    lines_job(
+        &t,
+        "#!/bin/sh\nexec 0<&-\nsleep 0.5\necho hello\n",
+        None,
+        None,
+    );
     t.write("in/a", "x\n");
     let out = t
         .cmd()
@@ -181,7 +186,10 @@ fn a_flood_of_distinct_counters_and_invalid_records_keeps_driver_memory_bounded(
     assert_eq!(r["counters_dropped"], 1_000_000 - 120);
     let input = &r["inputs"][0];
     assert_eq!(input["invalid_records"], 1_000_000);
-    assert_eq!(input["invalid_samples"].as_array().expect("samples").len(), 10);
+    assert_eq!(
+        input["invalid_samples"].as_array().expect("samples").len(),
+        10
+    );
     assert_eq!(input["invalid_locations_dropped"], 1_000_000 - 10);
 }
 
@@ -244,7 +252,12 @@ fn map_with_a_hung_mapper_fails_naming_the_timeout() {
 fn reduce_with_a_reducer_that_hangs_after_reading_fails_naming_the_timeout() {
     let t = TestContext::new();
     // Reads all its input, then neither writes nor exits.
-    lines_job(&t, CAT, Some("#!/bin/sh\ncat >/dev/null\nexec sleep 300\n"), None);
+    lines_job(
+        &t,
+        CAT,
+        Some("#!/bin/sh\ncat >/dev/null\nexec sleep 300\n"),
+        None,
+    );
     t.write("in/a", THREE_LINES);
     let out = t
         .cmd()
@@ -350,7 +363,9 @@ fn second_sigint_removes_the_helper_temp_dirs() {
         "mapper did not start"
     );
     assert!(
-        t.listing("tmp").iter().any(|f| f.starts_with("polymr-helper-")),
+        t.listing("tmp")
+            .iter()
+            .any(|f| f.starts_with("polymr-helper-")),
         "{:?}",
         t.listing("tmp")
     );

@@ -63,8 +63,7 @@ impl StderrSummary {
             self.status = Some(msg.to_string());
         } else if let Some(rest) = line.strip_prefix("polymr:invalid:") {
             if let Some((index, rec)) = parse_invalid(rest) {
-                if self.invalid.len() >= MAX_INVALID_INPUTS && !self.invalid.contains_key(&index)
-                {
+                if self.invalid.len() >= MAX_INVALID_INPUTS && !self.invalid.contains_key(&index) {
                     if self.invalid_dropped == 0 {
                         tracing::warn!(role, "the {role} reported invalid records in more than {MAX_INVALID_INPUTS} inputs; reports for further inputs are dropped");
                     }

@@ -260,8 +260,7 @@ impl Watch<'_> {
             let (now, our_fault) = self.sample();
             // `consumed` may read low for an instant (a write counted after FIONREAD saw it),
             // so progress is measured against the best seen, never against the last sample.
-            let moved =
-                now.consumed > best.consumed || now.out > best.out || now.err > best.err;
+            let moved = now.consumed > best.consumed || now.out > best.out || now.err > best.err;
             if moved || our_fault {
                 since = Instant::now();
             }
