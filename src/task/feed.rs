@@ -13,6 +13,7 @@ use memchr::memrchr;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::net::unix::pipe;
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Decompression, Feed};
@@ -334,7 +335,12 @@ pub async fn write_stdin(
     loop {
         let chunk = tokio::select! {
             biased;
-            _ = child_gone.cancelled() => return Err(cut_short()),
+            _ = child_gone.cancelled() => match rx.try_recv() {
+                // The producer had finished and everything was written: only the EOF was
+                // not seen, and a child may stop at its last record without waiting for it.
+                Err(TryRecvError::Disconnected) => None,
+                _ => return Err(cut_short()),
+            },
             c = rx.recv() => c,
         };
         let Some(chunk) = chunk else { break };

@@ -202,7 +202,8 @@ pub async fn feed_file(
         let mut chunk = vec![0u8; CHUNK];
         let n = tokio::select! {
             r = f.read(&mut chunk) => r?,
-            _ = stop.cancelled() => return Ok(()),
+            // The combiner exited before this file was all sent: its output is incomplete.
+            _ = stop.cancelled() => return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the combiner exited before reading all its input")),
         };
         if n == 0 {
             return Ok(());
