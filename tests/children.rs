@@ -377,3 +377,32 @@ fn second_sigint_removes_the_helper_temp_dirs() {
     assert_eq!(status.code(), Some(130));
     assert!(t.listing("tmp").is_empty(), "{:?}", t.listing("tmp"));
 }
+
+#[test]
+fn a_hung_combiner_is_killed_after_the_task_timeout_and_fails_its_map_task() {
+    let t = TestContext::new();
+    lines_job(
+        &t,
+        CAT,
+        Some(CAT),
+        Some("#!/bin/sh\ncat >/dev/null\nexec sleep 300\n"),
+    );
+    t.write("in/a", THREE_LINES);
+    let out = t
+        .cmd()
+        .args([
+            "run",
+            "--config",
+            "c.yml",
+            "--task-timeout",
+            "1s",
+            "--retries",
+            "0",
+            "in/a",
+        ])
+        .assert()
+        .code(1);
+    let stderr = stderr_of(&out);
+    assert!(stderr.contains("the combiner made no progress"), "{stderr}");
+    assert!(!t.path("result.txt").exists());
+}

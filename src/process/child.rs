@@ -253,3 +253,36 @@ impl Drop for Spawned {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// PR_SET_PDEATHSIG follows the thread that forked: a child asked for by a short-lived
+    /// thread (a tokio blocking thread that idles out) must not die with that thread.
+    #[test]
+    fn a_child_outlives_the_thread_that_asked_for_it() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let handle = rt.handle().clone();
+        let cmd = ChildCommand::for_test("/bin/sleep", &["30"]);
+        let mut child = std::thread::spawn(move || {
+            let _guard = handle.enter();
+            Spawned::spawn(&cmd)
+        })
+        .join()
+        .expect("thread")
+        .expect("spawn");
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            child.child.try_wait().expect("try_wait").is_none(),
+            "the child died with the thread that spawned it"
+        );
+        let exit = rt
+            .block_on(child.terminate(Duration::from_secs(1)))
+            .expect("terminate");
+        assert_eq!(exit.signal, Some(libc::SIGTERM));
+    }
+}

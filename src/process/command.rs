@@ -171,6 +171,19 @@ impl ChildCommand {
         }
     }
 
+    /// A bare command, for tests of the process layer.
+    #[cfg(test)]
+    pub(crate) fn for_test(program: &str, args: &[&str]) -> ChildCommand {
+        ChildCommand {
+            program: program.into(),
+            args: args.iter().map(OsString::from).collect(),
+            env: Vec::new(),
+            cwd: None,
+            timeout: None,
+            _helpers: None,
+        }
+    }
+
     /// Whether the child speaks the helper protocol (control lines on stdin).
     pub fn is_helper(&self) -> bool {
         self._helpers.is_some()
