@@ -111,7 +111,7 @@ pub struct ReduceArgs {
     #[arg(long)]
     pub fail_fast: bool,
     #[command(flatten)]
-    pub records: RecordArgs,
+    pub limits: LimitArgs,
     /// Mapper output files, directories, s3:// or http(s):// URLs (the original downloaded
     /// them into ./mapperOutput/); with none, the artifacts of INPUT_TASK_IDS.
     #[arg(value_name = "INPUT")]
@@ -160,7 +160,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub fail_fast: bool,
     #[command(flatten)]
-    pub records: RecordArgs,
+    pub limits: LimitArgs,
     /// Input files, directories (read recursively) or glob patterns.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<String>,
@@ -180,14 +180,18 @@ pub struct PlanArgs {
     pub inputs: Vec<String>,
 }
 
-/// How long a record may be.
+/// What a task may cost: the longest record, and the longest silence of a child.
 #[derive(Debug, Args, Clone)]
-pub struct RecordArgs {
+pub struct LimitArgs {
     /// Longest record (an input line into the mapper, an output line of the mapper or combiner
     /// into the shuffle, a line into `reduce`); a longer one is an invalid record, reported with
     /// its file and line and skipped.
     #[arg(long, value_name = "SIZE", default_value = "64MiB")]
     pub max_record_size: String,
+    /// Fail a task attempt whose child makes no progress (reads no input, writes nothing on
+    /// stdout or stderr) for this long, e.g. 90s, 10m, 1h; 0 turns it off.
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    pub task_timeout: String,
 }
 
 #[derive(Debug, Args)]
@@ -244,7 +248,7 @@ pub struct MapArgs {
     #[arg(long)]
     pub fail_fast: bool,
     #[command(flatten)]
-    pub records: RecordArgs,
+    pub limits: LimitArgs,
     /// Input files, directories (read recursively) or glob patterns.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<String>,

@@ -179,6 +179,9 @@ pub struct JobConfig {
     pub record_format: RecordFormat,
     pub key_separator: Vec<u8>,
     pub feed: Feed,
+    /// `--task-timeout`, set from the command line (not the YAML): a child making no
+    /// progress for this long fails its attempt.
+    pub task_timeout: Option<std::time::Duration>,
 }
 
 impl JobConfig {
@@ -306,6 +309,7 @@ impl JobConfig {
             record_format: raw.record_format.unwrap_or_default(),
             key_separator,
             feed: raw.feed,
+            task_timeout: None,
         })
     }
 

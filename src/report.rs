@@ -63,6 +63,10 @@ pub struct InputReport {
     pub retries: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub invalid_samples: Vec<InvalidRecord>,
+    /// Invalid records counted in `invalid_records` but not described in `invalid_samples`
+    /// (only the first few locations of each input are kept).
+    #[serde(default)]
+    pub invalid_locations_dropped: u64,
     pub duration_ms: u64,
 }
 
@@ -96,6 +100,7 @@ impl InputReport {
             invalid_records: 0,
             retries: 0,
             invalid_samples: Vec::new(),
+            invalid_locations_dropped: 0,
             duration_ms: 0,
         }
     }
@@ -174,6 +179,10 @@ pub struct TaskReport {
     #[serde(default, skip_serializing_if = "InvalidOutput::is_empty")]
     pub invalid_output: InvalidOutput,
     pub counters: Counters,
+    /// Counter updates ignored because the child had already created the most distinct
+    /// counters a task may have ([`crate::process::MAX_COUNTERS`]).
+    #[serde(default)]
+    pub counters_dropped: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status_message: Option<String>,
     pub started_at_unix_ms: u128,
@@ -197,7 +206,10 @@ impl TaskReport {
             output_bytes,
             ..Totals::default()
         };
-        for i in &self.inputs {
+        for i in &mut self.inputs {
+            i.invalid_locations_dropped = i
+                .invalid_records
+                .saturating_sub(i.invalid_samples.len() as u64);
             match i.status {
                 InputStatus::Processed => t.files_processed += 1,
                 InputStatus::Failed => t.files_failed += 1,
@@ -267,6 +279,34 @@ pub fn merge_counters(into: &mut crate::process::Counters, from: &crate::process
             *slot = slot.saturating_add(*v);
         }
     }
+}
+
+/// Adds `from` into `into` while `into` has fewer than `cap` distinct counters; returns the
+/// number of updates dropped for want of room.
+pub fn merge_counters_capped(
+    into: &mut crate::process::Counters,
+    from: &crate::process::Counters,
+    cap: usize,
+) -> u64 {
+    let mut distinct: usize = into.values().map(|g| g.len()).sum();
+    let mut dropped = 0;
+    for (group, counters) in from {
+        for (name, v) in counters {
+            let known = into.get(group).is_some_and(|g| g.contains_key(name));
+            if !known && distinct >= cap {
+                dropped += 1;
+                continue;
+            }
+            distinct += usize::from(!known);
+            let slot = into
+                .entry(group.clone())
+                .or_default()
+                .entry(name.clone())
+                .or_default();
+            *slot = slot.saturating_add(*v);
+        }
+    }
+    dropped
 }
 
 /// What `polymr run` writes: the whole job, every task attempt, every input's fate.

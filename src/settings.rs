@@ -26,8 +26,9 @@ pub struct MapSettings {
 impl MapSettings {
     pub async fn resolve(args: MapArgs) -> anyhow::Result<MapSettings> {
         let path = JobConfig::locate(args.config.config.as_deref())?;
-        let job = JobConfig::load(&path)?;
-        let max_record_size = max_record_size(&args.records)?;
+        let mut job = JobConfig::load(&path)?;
+        let max_record_size = max_record_size(&args.limits)?;
+        job.task_timeout = task_timeout(&args.limits.task_timeout)?;
         // The mapper is checked before any input is looked at.
         ChildCommand::for_step(&job, &job.mapper, &TaskEnv::default())
             .with_context(|| format!("cannot run the mapper of `{}`", path.display()))?;
@@ -80,7 +81,7 @@ fn sort_memory(s: &str) -> anyhow::Result<usize> {
     Ok(n)
 }
 
-fn max_record_size(args: &crate::cli::RecordArgs) -> anyhow::Result<usize> {
+fn max_record_size(args: &crate::cli::LimitArgs) -> anyhow::Result<usize> {
     let n = crate::shuffle::parse_size(&args.max_record_size)
         .map_err(|e| crate::exit::UsageError(format!("--max-record-size: {e}")))?;
     // The shuffle indexes a line's length in 32 bits.
@@ -91,6 +92,28 @@ fn max_record_size(args: &crate::cli::RecordArgs) -> anyhow::Result<usize> {
         .into());
     }
     Ok(n)
+}
+
+/// `--task-timeout`: `90s`, `10m`, `1h`, `500ms`, a bare number of seconds; `0` is off.
+fn task_timeout(s: &str) -> anyhow::Result<Option<std::time::Duration>> {
+    let bad = || {
+        crate::exit::UsageError(format!(
+            "--task-timeout {s:?}: want a duration such as 90s, 10m or 1h (0 turns it off)"
+        ))
+    };
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let ms = match unit.trim() {
+        "ms" => Some(n),
+        "" | "s" => n.checked_mul(1000),
+        "m" | "min" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        _ => None,
+    }
+    .ok_or_else(bad)?;
+    Ok((ms > 0).then(|| std::time::Duration::from_millis(ms)))
 }
 
 fn load_job(config: Option<&std::path::Path>) -> anyhow::Result<JobConfig> {
@@ -114,7 +137,8 @@ pub struct ReduceSettings {
 
 impl ReduceSettings {
     pub async fn resolve(args: crate::cli::ReduceArgs) -> anyhow::Result<ReduceSettings> {
-        let job = load_job(args.config.config.as_deref())?;
+        let mut job = load_job(args.config.config.as_deref())?;
+        job.task_timeout = task_timeout(&args.limits.task_timeout)?;
         let reducer = job.reducer()?.clone();
         let job_id = job_id();
         let env = TaskEnv {
@@ -126,7 +150,7 @@ impl ReduceSettings {
         let command = ChildCommand::for_step(&job, &reducer, &env)
             .with_context(|| format!("cannot run the reducer of `{}`", job.path.display()))?;
         let sort_memory = sort_memory(&args.sort_memory)?;
-        let max_record_size = max_record_size(&args.records)?;
+        let max_record_size = max_record_size(&args.limits)?;
         // Without arguments, the original's way: the artifacts of the map tasks it depends on.
         let args_inputs = if args.inputs.is_empty() {
             let ids = std::env::var("INPUT_TASK_IDS").map_err(|_| {
@@ -245,7 +269,7 @@ impl RunSettings {
         };
         let target = requested.as_deref().map(OutputTarget::new).transpose()?;
         let outputs: Vec<&std::path::Path> = requested.iter().map(|p| p.as_path()).collect();
-        let (job, plan, mappers, sources) = plan_job(
+        let (mut job, plan, mappers, sources) = plan_job(
             args.config.config.as_deref(),
             &args.shape,
             &args.remote,
@@ -253,6 +277,7 @@ impl RunSettings {
             &outputs,
         )
         .await?;
+        job.task_timeout = task_timeout(&args.limits.task_timeout)?;
         let output = target.as_ref().map(|t| t.local.clone());
         Ok(RunSettings {
             job,
@@ -264,7 +289,7 @@ impl RunSettings {
             retries: args.retries,
             resume: args.resume,
             fail_fast: args.fail_fast,
-            max_record_size: max_record_size(&args.records)?,
+            max_record_size: max_record_size(&args.limits)?,
             job_id: job_id(),
             sources,
             target,

@@ -3,6 +3,7 @@
 
 mod util;
 
+mod children;
 mod config;
 mod credentials;
 mod docker;

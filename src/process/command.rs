@@ -4,6 +4,7 @@
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::config::{JobConfig, Language, RecordFormat, Role, Step};
 
@@ -48,8 +49,33 @@ pub struct ChildCommand {
     pub args: Vec<OsString>,
     pub env: Vec<(OsString, OsString)>,
     pub cwd: Option<PathBuf>,
+    /// No progress for this long fails the attempt (`--task-timeout`); `None` waits forever.
+    pub timeout: Option<Duration>,
     /// Keeps the helper script alive for as long as the command may be spawned.
-    _helpers: Option<tempfile::TempDir>,
+    _helpers: Option<HelperDir>,
+}
+
+/// The directory the embedded helper is written to, one per command. It is registered as a
+/// temporary path, so that the immediate exit on a second Ctrl-C removes it too.
+#[derive(Debug)]
+struct HelperDir(tempfile::TempDir);
+
+impl HelperDir {
+    fn new() -> std::io::Result<HelperDir> {
+        let dir = tempfile::Builder::new()
+            .prefix("polymr-helper-")
+            .tempdir()?;
+        super::registry::register_temp(dir.path());
+        Ok(HelperDir(dir))
+    }
+}
+
+impl Drop for HelperDir {
+    fn drop(&mut self) {
+        // Removed before it is unregistered, so that no moment leaves it unaccounted for.
+        let _ = std::fs::remove_dir_all(self.0.path());
+        super::registry::unregister_temp(self.0.path());
+    }
 }
 
 impl ChildCommand {
@@ -85,6 +111,7 @@ impl ChildCommand {
                     args: step.arguments.iter().map(OsString::from).collect(),
                     env,
                     cwd: None,
+                    timeout: job.task_timeout,
                     _helpers: None,
                 })
             }
@@ -100,11 +127,8 @@ impl ChildCommand {
                     ("node", "POLYMR_NODE", "polymr_helper.js", JS_HELPER)
                 };
                 let interpreter = resolve_interpreter(step, program, var)?;
-                let dir = tempfile::Builder::new()
-                    .prefix("polymr-helper-")
-                    .tempdir()
-                    .map_err(CommandError::HelperDir)?;
-                let helper = dir.path().join(file);
+                let dir = HelperDir::new().map_err(CommandError::HelperDir)?;
+                let helper = dir.0.path().join(file);
                 std::fs::write(&helper, text).map_err(CommandError::HelperDir)?;
                 let mut args: Vec<OsString> = vec![
                     helper.into(),
@@ -144,9 +168,23 @@ impl ChildCommand {
                     args,
                     env,
                     cwd: None,
+                    timeout: job.task_timeout,
                     _helpers: Some(dir),
                 })
             }
+        }
+    }
+
+    /// A bare command, for tests of the process layer.
+    #[cfg(test)]
+    pub(crate) fn for_test(program: &str, args: &[&str]) -> ChildCommand {
+        ChildCommand {
+            program: program.into(),
+            args: args.iter().map(OsString::from).collect(),
+            env: Vec::new(),
+            cwd: None,
+            timeout: None,
+            _helpers: None,
         }
     }
 

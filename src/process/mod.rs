@@ -6,7 +6,7 @@ mod command;
 mod registry;
 mod stderr;
 
-pub use child::{ExitInfo, Spawned};
+pub use child::{ExitInfo, Spawned, StdinProbe};
 pub use command::{ChildCommand, CommandError, TaskEnv};
 pub use registry::{kill_all_now, register_temp, unregister_temp};
-pub use stderr::{drain_stderr, Counters, InvalidRecord, StderrSummary};
+pub use stderr::{drain_stderr, Counters, InvalidRecord, StderrSummary, MAX_COUNTERS};

@@ -12,6 +12,15 @@ const TAIL_LINES: usize = 20;
 const MAX_LINE: usize = 16 * 1024;
 /// Invalid records described one by one in the report, per input file; the rest are counted.
 const INVALID_SAMPLES: usize = 10;
+/// The message of an invalid-record sample is cut to this many bytes: reports stay small.
+const INVALID_MESSAGE: usize = 256;
+/// Distinct counters one child may create (Hadoop's `mapreduce.job.counters.max` is 120 too).
+/// Updates to further counters are dropped and counted: a child must not make the driver's
+/// memory, or the report, grow without bound.
+pub const MAX_COUNTERS: usize = 120;
+/// Distinct inputs with invalid records that one child may report. Far above any real
+/// task's count of inputs with bad records; it only stops a child that invents indexes.
+const MAX_INVALID_INPUTS: usize = 1 << 16;
 
 /// `GROUP → COUNTER → sum`, ordered so reports are stable.
 pub type Counters = BTreeMap<String, BTreeMap<String, i64>>;
@@ -30,6 +39,11 @@ pub struct StderrSummary {
     pub invalid: HashMap<usize, (u64, Vec<InvalidRecord>)>,
     pub tail: VecDeque<String>,
     pub malformed_reporter_lines: u64,
+    /// Counter updates ignored because [`MAX_COUNTERS`] distinct counters already existed.
+    pub counters_dropped: u64,
+    /// Invalid-record reports ignored because they named too many distinct inputs.
+    pub invalid_dropped: u64,
+    distinct_counters: usize,
 }
 
 impl StderrSummary {
@@ -38,15 +52,7 @@ impl StderrSummary {
         let line = line.trim_end_matches(['\n', '\r']);
         if let Some(rest) = line.strip_prefix("reporter:counter:") {
             match parse_counter(rest) {
-                Some((group, counter, amount)) => {
-                    let slot = self
-                        .counters
-                        .entry(group.to_string())
-                        .or_default()
-                        .entry(counter.to_string())
-                        .or_default();
-                    *slot = slot.saturating_add(amount);
-                }
+                Some((group, counter, amount)) => self.add_counter(role, group, counter, amount),
                 None => {
                     self.malformed_reporter_lines += 1;
                     tracing::warn!(role, "malformed reporter line from the {role}: {line:?} (want reporter:counter:GROUP,COUNTER,AMOUNT)");
@@ -57,6 +63,13 @@ impl StderrSummary {
             self.status = Some(msg.to_string());
         } else if let Some(rest) = line.strip_prefix("polymr:invalid:") {
             if let Some((index, rec)) = parse_invalid(rest) {
+                if self.invalid.len() >= MAX_INVALID_INPUTS && !self.invalid.contains_key(&index) {
+                    if self.invalid_dropped == 0 {
+                        tracing::warn!(role, "the {role} reported invalid records in more than {MAX_INVALID_INPUTS} inputs; reports for further inputs are dropped");
+                    }
+                    self.invalid_dropped += 1;
+                    return;
+                }
                 let entry = self.invalid.entry(index).or_default();
                 entry.0 += 1;
                 if entry.1.len() < INVALID_SAMPLES {
@@ -68,6 +81,29 @@ impl StderrSummary {
         } else {
             self.push_log(role, line);
         }
+    }
+
+    fn add_counter(&mut self, role: &str, group: &str, counter: &str, amount: i64) {
+        let existing = self
+            .counters
+            .get_mut(group)
+            .and_then(|g| g.get_mut(counter));
+        if let Some(slot) = existing {
+            *slot = slot.saturating_add(amount);
+            return;
+        }
+        if self.distinct_counters >= MAX_COUNTERS {
+            if self.counters_dropped == 0 {
+                tracing::warn!(role, "the {role} created more than {MAX_COUNTERS} distinct counters; updates to new ones are dropped (first dropped: {group},{counter})");
+            }
+            self.counters_dropped += 1;
+            return;
+        }
+        self.distinct_counters += 1;
+        self.counters
+            .entry(group.to_string())
+            .or_default()
+            .insert(counter.to_string(), amount);
     }
 
     fn push_log(&mut self, role: &str, line: &str) {
@@ -96,7 +132,15 @@ fn parse_invalid(rest: &str) -> Option<(usize, InvalidRecord)> {
     let mut f = rest.splitn(3, ':');
     let index = f.next()?.parse().ok()?;
     let line = f.next()?.parse().ok()?;
-    let message = f.next().unwrap_or("").to_string();
+    let mut message = f.next().unwrap_or("");
+    if message.len() > INVALID_MESSAGE {
+        let mut end = INVALID_MESSAGE;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message = &message[..end];
+    }
+    let message = message.to_string();
     Some((index, InvalidRecord { line, message }))
 }
 
@@ -151,6 +195,33 @@ mod tests {
         assert_eq!(s.invalid[&1].0, 1);
         assert_eq!(s.invalid[&1].1[0].line, 7);
         assert_eq!(s.tail_text(), "hello");
+    }
+
+    #[tokio::test]
+    async fn distinct_counters_are_capped_and_the_excess_counted() {
+        let mut input = String::new();
+        for i in 0..MAX_COUNTERS + 30 {
+            input.push_str(&format!("reporter:counter:g{},c{i},1\n", i % 3));
+        }
+        // Existing counters still add up once the cap is reached.
+        input.push_str("reporter:counter:g0,c0,5\n");
+        let s = drain_stderr(input.as_bytes(), "mapper").await;
+        let kept: usize = s.counters.values().map(|g| g.len()).sum();
+        assert_eq!(kept, MAX_COUNTERS);
+        assert_eq!(s.counters_dropped, 30);
+        assert_eq!(s.counters["g0"]["c0"], 6);
+    }
+
+    #[tokio::test]
+    async fn invalid_samples_are_bounded_and_counted_exactly() {
+        let mut input = String::new();
+        for i in 0..1000 {
+            input.push_str(&format!("polymr:invalid:0:{i}:{}\n", "é".repeat(500)));
+        }
+        let s = drain_stderr(input.as_bytes(), "mapper").await;
+        assert_eq!(s.invalid[&0].0, 1000);
+        assert_eq!(s.invalid[&0].1.len(), INVALID_SAMPLES);
+        assert!(s.invalid[&0].1[0].message.len() <= INVALID_MESSAGE);
     }
 
     #[tokio::test]

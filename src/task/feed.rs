@@ -5,12 +5,14 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
-use tokio::process::ChildStdin;
+use tokio::net::unix::pipe;
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Decompression, Feed};
@@ -307,19 +309,62 @@ async fn count_into(
     }
 }
 
+/// What the writer of a child's stdin has done so far, for the progress watchdog.
+#[derive(Default)]
+pub struct StdinProgress {
+    /// Bytes written into the pipe (not necessarily read by the child yet).
+    pub written: AtomicU64,
+    /// The writer closed the pipe: the child has all its input, EOF included.
+    pub closed: AtomicBool,
+}
+
 /// Writes chunks to the child's stdin until the channel closes, then closes stdin so the
-/// child sees EOF. An error means the child stopped reading.
+/// child sees EOF. The driver holds a probe on the pipe, so writes never fail with EPIPE:
+/// `child_gone` (cancelled once the child has exited) stops the writer instead, and it then
+/// errs, because a child that exits before its EOF was written did not read all its input.
+/// Writes are cancel-safe, so `progress.written` is exact when the writer returns.
 pub async fn write_stdin(
-    mut stdin: ChildStdin,
+    mut stdin: pipe::Sender,
     mut rx: mpsc::Receiver<Vec<u8>>,
+    child_gone: CancellationToken,
+    progress: Arc<StdinProgress>,
 ) -> io::Result<u64> {
+    let cut_short = || {
+        io::Error::new(
+            io::ErrorKind::BrokenPipe,
+            "it exited while its input was still being written",
+        )
+    };
     let mut written = 0u64;
-    while let Some(chunk) = rx.recv().await {
-        stdin.write_all(&chunk).await?;
-        written += chunk.len() as u64;
+    loop {
+        let chunk = tokio::select! {
+            biased;
+            _ = child_gone.cancelled() => match rx.try_recv() {
+                // The producer had finished and everything was written: only the EOF was
+                // not seen, and a child may stop at its last record without waiting for it.
+                Err(TryRecvError::Disconnected) => None,
+                _ => return Err(cut_short()),
+            },
+            c = rx.recv() => c,
+        };
+        let Some(chunk) = chunk else { break };
+        let mut rest = &chunk[..];
+        while !rest.is_empty() {
+            let n = tokio::select! {
+                biased;
+                _ = child_gone.cancelled() => return Err(cut_short()),
+                n = stdin.write(rest) => n?,
+            };
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            rest = &rest[n..];
+            written += n as u64;
+            progress.written.fetch_add(n as u64, Ordering::Relaxed);
+        }
     }
-    stdin.shutdown().await?;
     drop(stdin);
+    progress.closed.store(true, Ordering::Relaxed);
     Ok(written)
 }
 

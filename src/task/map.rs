@@ -236,6 +236,7 @@ async fn execute(task: &MapTask<'_>, report: &mut TaskReport) -> Result<Done, Ta
         }
     }
     report.counters = driven.stderr.counters.clone();
+    report.counters_dropped = driven.stderr.counters_dropped;
     report.status_message = driven.stderr.status.clone();
     if let Ok(Sunk::Shuffle(s)) = &driven.consumed {
         report.invalid_output = s.invalid.clone();
@@ -247,7 +248,11 @@ async fn execute(task: &MapTask<'_>, report: &mut TaskReport) -> Result<Done, Ta
     };
     report.compute_totals(out_records, out_bytes);
     if let Ok(Sunk::Shuffle(s)) = &driven.consumed {
-        crate::report::merge_counters(&mut report.counters, &s.combiner_counters);
+        report.counters_dropped += crate::report::merge_counters_capped(
+            &mut report.counters,
+            &s.combiner_counters,
+            crate::process::MAX_COUNTERS,
+        );
     }
     if let Some(c) = report.child.as_mut() {
         c.exit = driven.exit.as_ref().ok().copied();
@@ -345,6 +350,7 @@ fn new_report_without_child(
         totals: Default::default(),
         invalid_output: Default::default(),
         counters: Default::default(),
+        counters_dropped: 0,
         status_message: None,
         started_at_unix_ms: unix_ms(),
         duration_ms: 0,

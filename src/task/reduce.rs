@@ -176,6 +176,7 @@ async fn execute(
     .map_err(|e| fail(e.to_string()))?;
 
     report.counters = driven.stderr.counters.clone();
+    report.counters_dropped = driven.stderr.counters_dropped;
     report.status_message = driven.stderr.status.clone();
     let merged = driven.produced.as_ref().ok().copied().unwrap_or_default();
     if let ReduceInput::Runs { .. } = task.input {

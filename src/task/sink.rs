@@ -5,8 +5,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::ChildStdout;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -23,7 +22,7 @@ const OUTPUT_BUFFER: usize = 256 * 1024;
 /// Copies the child's stdout to `file`, counting lines. Reads to EOF even after a write
 /// error, so the child never blocks on a full pipe.
 pub async fn copy_to_file(
-    mut stdout: ChildStdout,
+    mut stdout: impl AsyncRead + Unpin,
     file: tokio::fs::File,
 ) -> io::Result<(u64, u64)> {
     let mut w = tokio::io::BufWriter::with_capacity(OUTPUT_BUFFER, file);
@@ -69,7 +68,7 @@ pub struct ShuffleOut {
 /// reads the pipe, so the child is never stalled by a spill longer than the channel.
 /// Lines longer than `max_record` are skipped and counted.
 pub async fn shuffle_sink(
-    mut stdout: ChildStdout,
+    mut stdout: impl AsyncRead + Unpin,
     spec: ShuffleSpec,
     max_record: usize,
     cancel: CancellationToken,
@@ -213,7 +212,7 @@ async fn run_combiner(
 /// Copies a combiner's output lines to `file`, leaving out those longer than `max_record`
 /// (the combiner's output goes into the shuffle as the mapper's does).
 async fn copy_lines_to_file(
-    mut stdout: ChildStdout,
+    mut stdout: impl AsyncRead + Unpin,
     file: tokio::fs::File,
     max_record: usize,
 ) -> io::Result<InvalidOutput> {
@@ -270,7 +269,8 @@ pub async fn feed_file(
         let mut chunk = vec![0u8; CHUNK];
         let n = tokio::select! {
             r = f.read(&mut chunk) => r?,
-            _ = stop.cancelled() => return Ok(()),
+            // The combiner exited before this file was all sent: its output is incomplete.
+            _ = stop.cancelled() => return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the combiner exited before reading all its input")),
         };
         if n == 0 {
             return Ok(());
