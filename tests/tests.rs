@@ -9,6 +9,7 @@ mod docker;
 mod failures;
 mod map;
 mod notify;
+mod reliability;
 mod remote;
 mod run;
 mod servers;
