@@ -341,11 +341,10 @@ struct Resolver<'a> {
 
 impl Resolver<'_> {
     fn invalid(&self, key: &str, message: impl Into<String>) -> ConfigError {
-        let leaf = key.rsplit('.').next().unwrap_or(key);
         ConfigError::Invalid {
             path: self.path.to_path_buf(),
             key: key.to_string(),
-            line: find_key_line(self.text, leaf),
+            line: find_key_line(self.text, key),
             message: message.into(),
         }
     }
@@ -413,15 +412,61 @@ impl Resolver<'_> {
     }
 }
 
-/// Best-effort line of `key:` in the YAML text, for errors found after deserialization.
-fn find_key_line(text: &str, key: &str) -> Option<usize> {
-    text.lines()
-        .position(|l| {
-            let t = l.trim_start().trim_start_matches("- ");
-            t.strip_prefix(key)
-                .is_some_and(|rest| rest.trim_start().starts_with(':'))
-        })
-        .map(|i| i + 1)
+/// Best-effort line of the key at `path` (`reducer.script`) in the YAML text, for errors
+/// found after deserialization. Each level is looked for within the value of the level
+/// above, in block style (`script:` on a line of its own) or flow style (`{…, script: x}`);
+/// when a level is absent, the line of the nearest one found.
+fn find_key_line(text: &str, path: &str) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let (mut from, mut to) = (0, lines.len());
+    let mut found = None;
+    for (level, key) in path.split('.').filter(|k| !k.is_empty()).enumerate() {
+        let Some(hit) = (from..to).find(|&i| has_key(lines[i], key, level == 0)) else {
+            break;
+        };
+        found = Some(hit);
+        // The value runs from the key's own line (flow style) to the next line indented no
+        // deeper than the key.
+        let indent = indent_of(lines[hit]);
+        from = hit;
+        to = (hit + 1..lines.len())
+            .find(|&i| {
+                let t = lines[i].trim_start();
+                !t.is_empty() && !t.starts_with('#') && indent_of(lines[i]) <= indent
+            })
+            .unwrap_or(lines.len());
+    }
+    found.map(|i| i + 1)
+}
+
+fn indent_of(line: &str) -> usize {
+    line.len() - line.trim_start().len()
+}
+
+/// Whether `line` holds `key:` as a mapping key: at the start of the line (after a `- `),
+/// or after a flow mapping's `{` or `,`; at column 0 only for a top-level key.
+fn has_key(line: &str, key: &str, top: bool) -> bool {
+    let code = line.split(" #").next().unwrap_or(line);
+    code.match_indices(key).any(|(i, _)| {
+        let before = code[..i].trim_end();
+        let (before, quote) = match before.strip_suffix(['"', '\'']) {
+            Some(b) => (b.trim_end(), code[..i].trim_end().chars().last()),
+            None => (before, None),
+        };
+        let starts = if top {
+            i == usize::from(quote.is_some())
+        } else {
+            before.is_empty() || before.ends_with(['{', ',', '-'])
+        };
+        let mut after = &code[i + key.len()..];
+        if let Some(q) = quote {
+            match after.strip_prefix(q) {
+                Some(a) => after = a,
+                None => return false,
+            }
+        }
+        starts && after.trim_start().starts_with(':')
+    })
 }
 
 #[cfg(test)]
@@ -478,6 +523,42 @@ mod tests {
             m.contains("mapper.script") && m.contains("line 3") && m.contains("nope.sh"),
             "{m}"
         );
+    }
+
+    /// Regression: the line was found only for block style, so a flow-style step's error
+    /// named no line (or the line of another step's key of the same name).
+    #[test]
+    fn flow_style_error_names_the_line() {
+        let d = dir_with(&["m.py"]);
+        let p = d.path().join("a.yml");
+        let text = "mapper:\n  language: python\n  script: m.py\nreducer: {language: python, script: gone.py}\n";
+        let m = JobConfig::parse(&p, text)
+            .expect_err("must fail")
+            .to_string();
+        assert!(
+            m.contains("reducer.script") && m.contains("line 4") && m.contains("gone.py"),
+            "{m}"
+        );
+        let text = "mapper: {language: python, script: m.py}\ncombiner: {language: python,\n   script: gone.py}\n";
+        let m = JobConfig::parse(&p, text)
+            .expect_err("must fail")
+            .to_string();
+        assert!(m.contains("combiner.script") && m.contains("line 3"), "{m}");
+        let text = "{mapper: {language: binary, function: f, script: m.py}}\n";
+        let m = JobConfig::parse(&p, text)
+            .expect_err("must fail")
+            .to_string();
+        assert!(m.contains("mapper.function"), "{m}");
+    }
+
+    #[test]
+    fn key_lines_follow_the_path() {
+        let text = "# mapper: commented\nreducer:\n  script: r\nmapper:\n  - x\n  \"script\" : m\nscript: top\n";
+        assert_eq!(find_key_line(text, "mapper.script"), Some(6));
+        assert_eq!(find_key_line(text, "reducer.script"), Some(3));
+        assert_eq!(find_key_line(text, "script"), Some(7));
+        assert_eq!(find_key_line(text, "reducer.language"), Some(2));
+        assert_eq!(find_key_line(text, "combiner"), None);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod decode;
 pub mod exec;
 pub mod exit;
 pub mod input;
+pub mod limits;
 pub mod logging;
 pub mod notify;
 pub mod output;

@@ -3,11 +3,15 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use polymr::cli::{Cli, Command};
-use polymr::{commands, exit, logging, signals};
+use polymr::{commands, exit, limits, logging, signals};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.verbose, cli.log_format);
+    // Before any descriptor is opened: a job's pipes, runs and downloads count against it.
+    if let Some(n) = limits::raise_nofile() {
+        tracing::debug!("file descriptor limit: {n}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

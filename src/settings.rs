@@ -7,6 +7,7 @@ use anyhow::Context;
 
 use crate::cli::MapArgs;
 use crate::config::JobConfig;
+use crate::exit::UsageError;
 use crate::input::{expand, Input, Sources};
 use crate::process::{ChildCommand, TaskEnv};
 
@@ -75,9 +76,7 @@ fn job_id() -> String {
 fn sort_memory(s: &str) -> anyhow::Result<usize> {
     let n = crate::shuffle::parse_size(s)
         .map_err(|e| crate::exit::UsageError(format!("--sort-memory: {e}")))?;
-    if n < (1 << 20) {
-        return Err(crate::exit::UsageError("--sort-memory must be at least 1MiB".into()).into());
-    }
+    check_sort_memory(s, n, crate::limits::physical_memory())?;
     Ok(n)
 }
 
@@ -114,6 +113,21 @@ fn task_timeout(s: &str) -> anyhow::Result<Option<std::time::Duration>> {
     }
     .ok_or_else(bad)?;
     Ok((ms > 0).then(|| std::time::Duration::from_millis(ms)))
+}
+
+/// A budget the machine cannot hold would fail later, at the first big allocation, with
+/// an abort instead of a message.
+fn check_sort_memory(text: &str, n: usize, physical: Option<u64>) -> Result<(), UsageError> {
+    if n < (1 << 20) {
+        return Err(UsageError("--sort-memory must be at least 1MiB".into()));
+    }
+    match physical {
+        Some(total) if n as u64 > total => Err(UsageError(format!(
+            "--sort-memory {text} is more than this machine's physical memory ({}); give at most that",
+            crate::report::human_bytes(total)
+        ))),
+        _ => Ok(()),
+    }
 }
 
 fn load_job(config: Option<&std::path::Path>) -> anyhow::Result<JobConfig> {
@@ -209,13 +223,27 @@ fn shape(shape: &crate::cli::JobShapeArgs) -> anyhow::Result<(usize, u64)> {
             .map(|n| n.get())
             .unwrap_or(2)
     });
-    if mappers == 0 {
-        return Err(crate::exit::UsageError("--mappers must be at least 1".into()).into());
-    }
+    check_count(
+        "--mappers",
+        mappers as u64,
+        crate::limits::MAX_MAPPERS as u64,
+    )?;
     let batch = crate::shuffle::parse_size(&shape.max_batch_size)
         .map_err(|e| crate::exit::UsageError(format!("--max-batch-size: {e}")))?
         as u64;
     Ok((mappers, batch))
+}
+
+fn check_count(flag: &str, n: u64, max: u64) -> Result<(), UsageError> {
+    if n == 0 {
+        return Err(UsageError(format!("{flag} must be at least 1")));
+    }
+    if n > max {
+        return Err(UsageError(format!(
+            "{flag} {n} is more than {max}, the most polymr runs on one machine"
+        )));
+    }
+    Ok(())
 }
 
 /// Plans the job behind `run` and `plan`, checking every step's command before any work.
@@ -228,9 +256,11 @@ pub async fn plan_job(
 ) -> anyhow::Result<(JobConfig, crate::plan::Plan, usize, Sources)> {
     let job = load_job(config)?;
     let (mappers, max_batch_bytes) = shape(shape_args)?;
-    if shape_args.reducers == 0 {
-        return Err(crate::exit::UsageError("--reducers must be at least 1".into()).into());
-    }
+    check_count(
+        "--reducers",
+        u64::from(shape_args.reducers),
+        u64::from(crate::limits::MAX_REDUCERS),
+    )?;
     let env = TaskEnv::default();
     ChildCommand::for_step(&job, &job.mapper, &env)
         .with_context(|| format!("cannot run the mapper of `{}`", job.path.display()))?;
@@ -278,6 +308,9 @@ impl RunSettings {
         )
         .await?;
         job.task_timeout = task_timeout(&args.limits.task_timeout)?;
+        if let Some((soft, hard)) = crate::limits::nofile() {
+            check_descriptors(mappers, &plan, sources.parallel_downloads, soft, hard)?;
+        }
         let output = target.as_ref().map(|t| t.local.clone());
         Ok(RunSettings {
             job,
@@ -300,6 +333,42 @@ impl RunSettings {
             ),
         })
     }
+}
+
+/// Refuses, before any work, a job whose tasks at once cannot all hold their pipes and
+/// files open under the descriptor limit (`soft`, already raised to the hard limit).
+fn check_descriptors(
+    mappers: usize,
+    plan: &crate::plan::Plan,
+    parallel_downloads: usize,
+    soft: u64,
+    hard: u64,
+) -> Result<(), UsageError> {
+    let remote = plan
+        .map_tasks
+        .iter()
+        .flat_map(|t| &t.inputs)
+        .any(|i| i.url.is_some());
+    let slots = mappers.min(plan.map_tasks.len()).max(1);
+    let need = crate::limits::DescriptorNeed::of(
+        slots,
+        if remote { parallel_downloads } else { 0 },
+        plan.map_tasks.len(),
+        plan.reducers,
+    );
+    if need.total <= soft {
+        return Ok(());
+    }
+    let fit = need.max_slots(soft);
+    let advice = if fit >= 1 {
+        format!("use --mappers {fit} or raise the limit (ulimit -n)")
+    } else {
+        "raise the limit (ulimit -n)".to_string()
+    };
+    Err(UsageError(format!(
+        "--mappers {mappers}: {} map tasks at once and {} reduce tasks at once need about {} file descriptors ({} per map task, {} per reduce task, {} for polymr itself), but the limit is {soft} (hard limit {hard}); {advice}",
+        need.slots, need.reduce_slots, need.total, need.per_map, need.per_reduce, need.base,
+    )))
 }
 
 /// Builds how remote inputs and outputs are reached. S3 is set up only when something

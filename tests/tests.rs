@@ -11,6 +11,7 @@ mod failures;
 mod map;
 mod notify;
 mod records;
+mod reliability;
 mod remote;
 mod run;
 mod servers;

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::progress::Progress;
 use crate::config::JobConfig;
+use crate::exit::UsageError;
 use crate::output::{write_atomic, AtomicFile};
 use crate::plan::{reduce_id, MapTaskPlan, Plan};
 use crate::process::{ChildCommand, TaskEnv};
@@ -29,6 +30,9 @@ use crate::task::{
 /// Marks a map task's directory as complete; written last, inside the attempt directory,
 /// which is then renamed into place.
 const SUCCESS: &str = "_SUCCESS";
+/// Written by polymr into every work directory it makes: `--resume` reuses only a directory
+/// that holds it (or an empty one), and a successful job deletes only what polymr wrote.
+const MARKER: &str = ".polymr-workdir";
 
 /// One task's attempts and, if it succeeded, where its output is.
 struct TaskResult {
@@ -50,33 +54,13 @@ struct SavedShuffle {
 pub async fn run_local(s: &RunSettings, cancel: CancellationToken) -> anyhow::Result<JobReport> {
     let started = Instant::now();
     let started_at = crate::task::unix_ms();
-    let (workdir, temp) = match &s.resume {
-        Some(d) => {
-            std::fs::create_dir_all(d).with_context(|| {
-                format!("failed to create the work directory `{}`", d.display())
-            })?;
-            (d.clone(), None)
-        }
-        None => {
-            let base = s
-                .output
-                .as_deref()
-                .or(s.output_dir.as_deref())
-                .and_then(Path::parent)
-                .filter(|p| !p.as_os_str().is_empty())
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| PathBuf::from("."));
-            std::fs::create_dir_all(&base)
-                .with_context(|| format!("failed to create `{}`", base.display()))?;
-            let t = tempfile::Builder::new()
-                .prefix(".polymr-work-")
-                .tempdir_in(&base)
-                .with_context(|| {
-                    format!("failed to create a work directory in `{}`", base.display())
-                })?;
-            (t.path().to_path_buf(), Some(t))
-        }
-    };
+    let (workdir, temp) = prepare_workdir(s)?;
+    // Printed now, not at the end: after a `kill -9` this line is all that says where the
+    // finished map tasks are.
+    eprintln!(
+        "polymr: work directory: {w} (if the job is stopped, rerun with --resume {w} to skip its finished map tasks)",
+        w = workdir.display()
+    );
     check_plan(&workdir, &s.plan)?;
 
     let job = &s.job;
@@ -352,13 +336,12 @@ pub async fn run_local(s: &RunSettings, cancel: CancellationToken) -> anyhow::Re
     }
     if report.status != TaskStatus::Succeeded {
         // Keep the finished map tasks for `--resume`.
-        let kept = match temp {
-            Some(t) => t.keep(),
-            None => workdir.clone(),
-        };
-        report.workdir = Some(kept);
+        if let Some(t) = temp {
+            let _kept = t.keep();
+        }
+        report.workdir = Some(workdir.clone());
     } else if s.resume.is_some() {
-        clear_workdir(&workdir);
+        clear_workdir(&workdir, &s.plan);
     }
     report.timings.total_ms = started.elapsed().as_millis() as u64;
     report.driver_peak_rss_bytes = crate::report::driver_peak_rss();
@@ -591,17 +574,157 @@ fn check_plan(workdir: &Path, plan: &Plan) -> anyhow::Result<()> {
         .with_context(|| format!("failed to write `{}`", path.display()))
 }
 
-fn clear_workdir(dir: &Path) {
+/// The work directory (absolute), and the guard that removes it when polymr made it for
+/// this run alone. A `--resume` directory must be new, empty, or one polymr marked.
+fn prepare_workdir(s: &RunSettings) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
+    if let Some(d) = &s.resume {
+        let dir = resolve_path(d);
+        for (flag, out) in [("--output", &s.output), ("--output-dir", &s.output_dir)] {
+            if let Some(out) = out {
+                if resolve_path(out).starts_with(&dir) {
+                    return Err(UsageError(format!(
+                        "{flag} `{}` is inside the work directory `{}`, which polymr clears after the job; put it elsewhere",
+                        out.display(),
+                        d.display()
+                    ))
+                    .into());
+                }
+            }
+        }
+        open_resume_dir(&dir, &s.job_id)?;
+        return Ok((dir, None));
+    }
+    let base = s
+        .output
+        .as_deref()
+        .or(s.output_dir.as_deref())
+        .and_then(Path::parent)
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    std::fs::create_dir_all(&base)
+        .with_context(|| format!("failed to create `{}`", base.display()))?;
+    let t = tempfile::Builder::new()
+        .prefix(".polymr-work-")
+        .tempdir_in(&base)
+        .with_context(|| format!("failed to create a work directory in `{}`", base.display()))?;
+    let dir = resolve_path(t.path());
+    write_marker(&dir, &s.job_id)?;
+    Ok((dir, Some(t)))
+}
+
+/// Accepts a directory polymr marked (resuming it), or a new or empty one (marking it).
+fn open_resume_dir(dir: &Path, job_id: &str) -> anyhow::Result<()> {
+    if dir.join(MARKER).is_file() {
+        return Ok(());
+    }
+    if dir.exists() {
+        if !dir.is_dir() {
+            return Err(
+                UsageError(format!("--resume `{}` is not a directory", dir.display())).into(),
+            );
+        }
+        let mut entries = std::fs::read_dir(dir)
+            .with_context(|| format!("failed to list the work directory `{}`", dir.display()))?;
+        if entries.next().is_some() {
+            return Err(UsageError(format!(
+                "--resume `{}`: the directory is not empty and holds no `{MARKER}`, so polymr did not make it; give a new or empty directory, or the work directory a polymr job printed",
+                dir.display()
+            ))
+            .into());
+        }
+    } else {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("failed to create the work directory `{}`", dir.display()))?;
+    }
+    write_marker(dir, job_id)
+}
+
+fn write_marker(dir: &Path, job_id: &str) -> anyhow::Result<()> {
+    let marker = serde_json::json!({
+        "polymr_version": env!("CARGO_PKG_VERSION"),
+        "job_id": job_id,
+        "created_at_unix_ms": crate::task::unix_ms(),
+    });
+    let path = dir.join(MARKER);
+    write_atomic(&path, &serde_json::to_vec_pretty(&marker)?)
+        .with_context(|| format!("failed to write `{}`", path.display()))
+}
+
+/// An absolute path with `.`/`..` folded and the longest existing prefix canonicalised, so
+/// that a path through a symlink and one that does not exist yet still compare.
+fn resolve_path(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let joined = match std::env::current_dir() {
+        Ok(cwd) if p.is_relative() => cwd.join(p),
+        _ => p.to_path_buf(),
+    };
+    let mut lexical = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                lexical.pop();
+            }
+            c => lexical.push(c),
+        }
+    }
+    let mut rest = Vec::new();
+    let mut existing = lexical.as_path();
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            return rest.iter().rev().fold(real, |acc, name| acc.join(name));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return lexical,
+        }
+    }
+}
+
+/// Removes from a `--resume` directory what this job's runs wrote there, the marker last,
+/// then the directory itself if nothing else is left: a user's own files stay.
+fn clear_workdir(dir: &Path, plan: &Plan) {
+    let ids: std::collections::HashSet<&str> =
+        plan.map_tasks.iter().map(|t| t.id.as_str()).collect();
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name == MARKER || !created_by_polymr(&name, &ids) {
+                continue;
+            }
             let p = e.path();
-            let _ = if p.is_dir() {
-                std::fs::remove_dir_all(&p)
-            } else {
-                std::fs::remove_file(&p)
+            let _ = match e.file_type() {
+                Ok(t) if t.is_dir() => std::fs::remove_dir_all(&p),
+                _ => std::fs::remove_file(&p),
             };
         }
     }
+    let _ = std::fs::remove_file(dir.join(MARKER));
+    let _ = std::fs::remove_dir(dir);
+}
+
+/// The names polymr gives entries of a work directory: the plan, the marker, the map tasks
+/// (complete, or attempts), the reduce outputs, and `write_atomic`'s leftovers of a kill.
+fn created_by_polymr(name: &str, ids: &std::collections::HashSet<&str>) -> bool {
+    let atomic_leftover = |target: &str| {
+        name.strip_prefix('.')
+            .and_then(|n| n.strip_prefix(target))
+            .is_some_and(|n| n.starts_with('.') && n.ends_with(".tmp"))
+    };
+    name == "plan.json"
+        || name == "reduce"
+        || name == MARKER
+        || ids.contains(name)
+        || name.split_once(".attempt-").is_some_and(|(id, n)| {
+            ids.contains(id) && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+        })
+        || atomic_leftover("plan.json")
+        || atomic_leftover(MARKER)
 }
 
 fn add_totals(into: &mut Totals, t: &Totals) {

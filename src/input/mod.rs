@@ -6,7 +6,7 @@ mod local;
 pub mod remote;
 pub mod s3;
 
-pub use local::expand_local;
+pub use local::{expand_local, LocalExpander};
 
 use std::io;
 use std::path::PathBuf;
@@ -178,8 +178,10 @@ fn started((stream, retries): (ByteStream, Arc<AtomicU64>)) -> Opened {
 /// Expands arguments into inputs: `s3://bucket/key`, `s3://bucket/prefix/` (listed),
 /// `http(s)://…`, local files, directories and globs, and — when a bucket is configured —
 /// bare keys in that bucket (the original's `polymr map saved_session/…/file.xz`).
+/// Every input comes out once: local files by (device, inode), remote ones by URL.
 pub async fn expand(args: &[String], sources: &Sources) -> Vec<Input> {
     let mut out = Vec::new();
+    let mut local = LocalExpander::default();
     for arg in args {
         if let Some((bucket, key)) = s3::parse_url(arg) {
             out.extend(expand_s3(arg, &bucket, &key, sources).await);
@@ -189,12 +191,23 @@ pub async fn expand(args: &[String], sources: &Sources) -> Vec<Input> {
             || arg.contains(['*', '?', '['])
             || sources.bucket.is_none()
         {
-            out.extend(expand_local(std::slice::from_ref(arg)));
+            out.extend(local.expand(arg));
         } else if let Some(bucket) = &sources.bucket {
             let url = format!("s3://{bucket}/{arg}");
             out.extend(expand_s3(&url, bucket, arg, sources).await);
         }
     }
+    let mut urls = std::collections::HashSet::new();
+    out.retain(|i| match i.url() {
+        Some(u) => {
+            let first = urls.insert(u);
+            if !first {
+                tracing::warn!("`{}` is named twice: read once", i.name);
+            }
+            first
+        }
+        None => true,
+    });
     out
 }
 

@@ -137,9 +137,14 @@ impl Sorter {
         }
         let len = u32::try_from(line.len())
             .map_err(|_| io::Error::other("a shuffled line is longer than 4 GiB"))?;
-        if self.arena.capacity() == 0 {
-            // Reserved once, so the arena never reallocates (and copies) while it fills.
-            self.arena.reserve(self.cfg.budget);
+        if self.arena.capacity() - self.arena.len() < line.len() {
+            // Doubling, capped at the budget: memory is taken as lines come (a huge budget
+            // is not allocated up front), with amortised O(1) copying per byte.
+            let want = (self.arena.capacity() * 2)
+                .max(self.arena.len() + line.len())
+                .max(64 << 10)
+                .min(self.cfg.budget.max(self.arena.len() + line.len()));
+            self.arena.reserve_exact(want - self.arena.len());
         }
         self.reserve_index()?;
         let key = split_key(line, &self.cfg.separator);
@@ -316,6 +321,28 @@ mod tests {
             .expect("merge");
         }
         assert_eq!(seen, n);
+    }
+
+    /// Regression: the arena was reserved to the whole budget on the first line, so a
+    /// budget larger than the machine aborted the driver ("memory allocation failed").
+    #[test]
+    fn arena_grows_with_the_lines_not_the_budget() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let mut s = Sorter::new(SortConfig {
+            budget: 1 << 40,
+            separator: b"\t".to_vec(),
+            partitions: 1,
+            dir: d.path().to_path_buf(),
+            name: "t".into(),
+        });
+        s.push(b"k\tv").expect("push");
+        assert!(s.arena.capacity() <= 1 << 20, "{}", s.arena.capacity());
+        for i in 0..100_000u32 {
+            s.push(format!("k{i}\t{i}").as_bytes()).expect("push");
+        }
+        let (len, cap) = (s.arena.len(), s.arena.capacity());
+        assert!(cap < 4 * len, "len {len} capacity {cap}");
+        assert_eq!(s.finish().expect("finish").records, 100_001);
     }
 
     /// Regression: once the index had grown, its kept capacity counted as used, and every
