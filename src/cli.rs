@@ -141,6 +141,19 @@ pub struct RunArgs {
     pub notify: NotifyArgs,
     #[command(flatten)]
     pub shape: JobShapeArgs,
+    #[command(flatten)]
+    pub job: JobOptionArgs,
+    /// Keep the job's work in WORKDIR, and skip the map tasks already complete there.
+    #[arg(long, value_name = "WORKDIR")]
+    pub resume: Option<PathBuf>,
+    /// Input files, directories (read recursively) or glob patterns.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<String>,
+}
+
+/// What a planned job is fixed to: where it publishes, and how its tasks run.
+#[derive(Debug, Args)]
+pub struct JobOptionArgs {
     /// The job's single result: every partition's output, concatenated in partition order.
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
@@ -153,17 +166,11 @@ pub struct RunArgs {
     /// Times a failed task is retried before the job fails.
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub retries: u32,
-    /// Keep the job's work in WORKDIR, and skip the map tasks already complete there.
-    #[arg(long, value_name = "WORKDIR")]
-    pub resume: Option<PathBuf>,
     /// Stop a map task at the first input that cannot be read.
     #[arg(long)]
     pub fail_fast: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
-    /// Input files, directories (read recursively) or glob patterns.
-    #[arg(required = true, value_name = "INPUT")]
-    pub inputs: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +181,12 @@ pub struct PlanArgs {
     pub remote: RemoteArgs,
     #[command(flatten)]
     pub shape: JobShapeArgs,
+    #[command(flatten)]
+    pub job: JobOptionArgs,
+    /// The work root the plan's tasks read and write under (a directory); `polymr task`
+    /// and `polymr finish` need it.
+    #[arg(long, value_name = "DIR")]
+    pub work: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
     #[arg(required = true, value_name = "INPUT")]

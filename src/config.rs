@@ -200,11 +200,16 @@ impl JobConfig {
     }
 
     pub fn load(path: &Path) -> Result<JobConfig, ConfigError> {
+        Ok(Self::load_with_text(path)?.0)
+    }
+
+    /// The config and the text it was parsed from, read once: a plan carries the text.
+    pub fn load_with_text(path: &Path) -> Result<(JobConfig, String), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(path, &text)
+        Ok((Self::parse(path, &text)?, text))
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<JobConfig, ConfigError> {

@@ -403,7 +403,7 @@ impl LostInput {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ShuffleTotals {
     /// Map output lines and bytes going into the shuffle.
     pub map_output_records: u64,

@@ -38,7 +38,7 @@ impl MapSettings {
         let inputs = expand(&args.inputs, &sources).await;
         let job_id = job_id();
         let env = TaskEnv {
-            attempt_id: format!("attempt_{}_m_000000_0", job_id.trim_start_matches("job_")),
+            attempt_id: crate::plan::attempt_id(&job_id, crate::plan::TaskKind::Map, 0, 0),
             job_id,
             partition: None,
             input_file: match inputs.as_slice() {
@@ -156,7 +156,7 @@ impl ReduceSettings {
         let reducer = job.reducer()?.clone();
         let job_id = job_id();
         let env = TaskEnv {
-            attempt_id: format!("attempt_{}_r_000000_0", job_id.trim_start_matches("job_")),
+            attempt_id: crate::plan::attempt_id(&job_id, crate::plan::TaskKind::Reduce, 0, 0),
             job_id,
             partition: Some(0),
             input_file: None,
@@ -202,16 +202,12 @@ impl ReduceSettings {
 
 pub struct RunSettings {
     pub job: JobConfig,
+    /// Everything the tasks need; its work root is fixed when the executor makes it.
     pub plan: crate::plan::Plan,
-    pub mappers: usize,
+    /// Where the result is written (a staging file when it goes to S3); the plan holds
+    /// where it was asked for.
     pub output: Option<PathBuf>,
-    pub output_dir: Option<PathBuf>,
-    pub sort_memory: usize,
-    pub retries: u32,
     pub resume: Option<PathBuf>,
-    pub fail_fast: bool,
-    pub max_record_size: usize,
-    pub job_id: String,
     pub sources: Sources,
     pub target: Option<OutputTarget>,
     pub notify: crate::notify::NotifySettings,
@@ -246,15 +242,33 @@ fn check_count(flag: &str, n: u64, max: u64) -> Result<(), UsageError> {
     Ok(())
 }
 
+/// A planned job: its config, its plan, and how its inputs are reached.
+pub struct PlannedJob {
+    pub job: JobConfig,
+    pub plan: crate::plan::Plan,
+    pub sources: Sources,
+}
+
+/// `--output`, or `result.txt` when neither output flag is given.
+fn requested_output(opts: &crate::cli::JobOptionArgs) -> Option<PathBuf> {
+    match (&opts.output, &opts.output_dir) {
+        (None, None) => Some(PathBuf::from("result.txt")),
+        (o, _) => o.clone(),
+    }
+}
+
 /// Plans the job behind `run` and `plan`, checking every step's command before any work.
 pub async fn plan_job(
     config: Option<&std::path::Path>,
     shape_args: &crate::cli::JobShapeArgs,
     remote: &crate::cli::RemoteArgs,
+    opts: &crate::cli::JobOptionArgs,
     inputs: &[String],
-    outputs: &[&std::path::Path],
-) -> anyhow::Result<(JobConfig, crate::plan::Plan, usize, Sources)> {
-    let job = load_job(config)?;
+) -> anyhow::Result<PlannedJob> {
+    let path = JobConfig::locate(config)?;
+    let (mut job, contents) = JobConfig::load_with_text(&path)?;
+    let timeout = task_timeout(&opts.limits.task_timeout)?;
+    job.task_timeout = timeout;
     let (mappers, max_batch_bytes) = shape(shape_args)?;
     check_count(
         "--reducers",
@@ -277,37 +291,43 @@ pub async fn plan_job(
         }
         _ => 0,
     };
-    let sources = sources(remote, inputs, outputs, 3).await?;
+    let output = requested_output(opts);
+    let outputs: Vec<&std::path::Path> = output.iter().map(|p| p.as_path()).collect();
+    let sources = sources(remote, inputs, &outputs, 3).await?;
     let inputs = expand(inputs, &sources).await;
-    let plan = crate::plan::plan(
-        job.path.clone(),
-        &inputs,
-        crate::plan::PlanOptions {
-            mappers,
-            max_batch_bytes,
-            reducers,
-        },
-    );
-    Ok((job, plan, mappers, sources))
+    let batches = crate::plan::batch(&inputs, mappers, max_batch_bytes);
+    let sort_memory = sort_memory(&opts.sort_memory)?;
+    let running = mappers.min(batches.map_tasks.len()).max(1);
+    let options = crate::plan::JobOptions {
+        mappers,
+        sort_budget: (sort_memory / running).max(1 << 20),
+        task_timeout_ms: timeout.map_or(0, |t| t.as_millis() as u64),
+        retries: opts.retries,
+        max_record_size: max_record_size(&opts.limits)?,
+        fail_fast: opts.fail_fast,
+    };
+    let spec = crate::plan::JobSpec::new(job_id(), job.path.clone(), contents, options);
+    let mut plan = crate::plan::Plan::new(spec, batches, reducers);
+    plan.output = output;
+    plan.output_dir = opts.output_dir.clone();
+    Ok(PlannedJob { job, plan, sources })
 }
 
 impl RunSettings {
     pub async fn resolve(args: crate::cli::RunArgs) -> anyhow::Result<RunSettings> {
-        let requested = match (&args.output, &args.output_dir) {
-            (None, None) => Some(PathBuf::from("result.txt")),
-            (o, _) => o.clone(),
-        };
-        let target = requested.as_deref().map(OutputTarget::new).transpose()?;
-        let outputs: Vec<&std::path::Path> = requested.iter().map(|p| p.as_path()).collect();
-        let (mut job, plan, mappers, sources) = plan_job(
+        let target = requested_output(&args.job)
+            .as_deref()
+            .map(OutputTarget::new)
+            .transpose()?;
+        let PlannedJob { job, plan, sources } = plan_job(
             args.config.config.as_deref(),
             &args.shape,
             &args.remote,
+            &args.job,
             &args.inputs,
-            &outputs,
         )
         .await?;
-        job.task_timeout = task_timeout(&args.limits.task_timeout)?;
+        let mappers = plan.job.options.mappers;
         if let Some((soft, hard)) = crate::limits::nofile() {
             check_descriptors(mappers, &plan, sources.parallel_downloads, soft, hard)?;
         }
@@ -315,15 +335,8 @@ impl RunSettings {
         Ok(RunSettings {
             job,
             plan,
-            mappers,
             output,
-            output_dir: args.output_dir,
-            sort_memory: sort_memory(&args.sort_memory)?,
-            retries: args.retries,
             resume: args.resume,
-            fail_fast: args.fail_fast,
-            max_record_size: max_record_size(&args.limits)?,
-            job_id: job_id(),
             sources,
             target,
             notify: crate::notify::NotifySettings::from_env(

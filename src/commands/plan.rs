@@ -2,19 +2,29 @@
 
 use std::io::Write;
 
+use anyhow::Context;
+
 use crate::cli::{PlanArgs, PlanFormat};
 use crate::report::human_bytes;
 use crate::settings::plan_job;
 
 pub async fn plan(args: PlanArgs) -> anyhow::Result<u8> {
-    let (_, plan, mappers, _) = plan_job(
+    let mut plan = plan_job(
         args.config.config.as_deref(),
         &args.shape,
         &args.remote,
+        &args.job,
         &args.inputs,
-        &[],
     )
-    .await?;
+    .await?
+    .plan;
+    if let Some(work) = &args.work {
+        // Tasks may run from anywhere: the plan names the work root absolutely.
+        plan.work = Some(
+            std::path::absolute(work).with_context(|| format!("--work `{}`", work.display()))?,
+        );
+    }
+    let mappers = plan.job.options.mappers;
     let mut out = Vec::new();
     match args.format {
         PlanFormat::Json => {

@@ -17,7 +17,7 @@ pub async fn run(args: RunArgs, cancel: CancellationToken) -> anyhow::Result<u8>
         "job planned"
     );
     let report = crate::exec::run_local(&s, cancel).await?;
-    let report_path = match (&s.output, &s.output_dir) {
+    let report_path = match (&s.output, &s.plan.output_dir) {
         (Some(o), _) => crate::report::TaskReport::path_for(o),
         (None, Some(d)) => d.join("report.json"),
         (None, None) => std::path::PathBuf::from("result.txt.report.json"),
@@ -74,7 +74,7 @@ pub async fn run(args: RunArgs, cancel: CancellationToken) -> anyhow::Result<u8>
     } else {
         report.status.label()
     };
-    let result = match &s.output_dir {
+    let result = match &s.plan.output_dir {
         Some(d) if s.output.is_none() => Some(d.display().to_string()),
         _ => super::result_location(s.target.as_ref(), s.output.as_deref()),
     };

@@ -15,7 +15,7 @@ use super::progress::Progress;
 use crate::config::JobConfig;
 use crate::exit::UsageError;
 use crate::output::{write_atomic, AtomicFile};
-use crate::plan::{reduce_id, MapTaskPlan, Plan};
+use crate::plan::{attempt_id, reduce_id, MapTaskPlan, Plan, ShuffleLayout, TaskKind, MARKER};
 use crate::process::{ChildCommand, TaskEnv};
 use crate::report::{
     merge_counters, InputStatus, JobReport, JobTimings, LostInput, ShuffleTotals, TaskReport,
@@ -27,57 +27,55 @@ use crate::task::{
     run_map_task, run_reduce_task, MapOutput, MapTask, ReduceInput, ReduceTask, ShuffleSpec,
 };
 
-/// Marks a map task's directory as complete; written last, inside the attempt directory,
-/// which is then renamed into place.
-const SUCCESS: &str = "_SUCCESS";
-/// Written by polymr into every work directory it makes: `--resume` reuses only a directory
-/// that holds it (or an empty one), and a successful job deletes only what polymr wrote.
-const MARKER: &str = ".polymr-workdir";
-
 /// One task's attempts and, if it succeeded, where its output is.
 struct TaskResult {
     attempts: Vec<TaskReport>,
     dir: Option<PathBuf>,
     resumed: bool,
-    shuffle: ShuffleTotals,
+    outcome: MapOutcome,
 }
 
+/// What a finished map task left under its directory, saved beside it for the reducers and
+/// for `--resume`: runs are never found again by listing.
 #[derive(serde::Serialize, serde::Deserialize, Default)]
-struct SavedShuffle {
-    records: u64,
-    bytes: u64,
-    shuffled_records: u64,
-    shuffled_bytes: u64,
-    spills: u32,
+struct MapOutcome {
+    /// Run file names, inside the task's directory, per partition in merge order.
+    runs: Vec<Vec<String>>,
+    shuffle: ShuffleTotals,
 }
 
 pub async fn run_local(s: &RunSettings, cancel: CancellationToken) -> anyhow::Result<JobReport> {
     let started = Instant::now();
     let started_at = crate::task::unix_ms();
     let (workdir, temp) = prepare_workdir(s)?;
+    let mut plan = s.plan.clone();
+    plan.work = Some(workdir.clone());
+    let plan = &plan;
+    let layout = ShuffleLayout::new(&workdir);
+    let opts = &plan.job.options;
     // Printed now, not at the end: after a `kill -9` this line is all that says where the
     // finished map tasks are.
     eprintln!(
         "polymr: work directory: {w} (if the job is stopped, rerun with --resume {w} to skip its finished map tasks)",
         w = workdir.display()
     );
-    check_plan(&workdir, &s.plan)?;
+    check_plan(&layout, plan)?;
 
     let job = &s.job;
     let mut report = JobReport {
         polymr_version: env!("CARGO_PKG_VERSION"),
         kind: "run",
-        job_id: s.job_id.clone(),
+        job_id: plan.job.id.clone(),
         status: TaskStatus::Failed,
         error: None,
         config: job.path.clone(),
         output: s.output.clone(),
-        output_dir: s.output_dir.clone(),
+        output_dir: plan.output_dir.clone(),
         published: false,
         workdir: None,
-        map_tasks: s.plan.map_tasks.len(),
+        map_tasks: plan.map_tasks.len(),
         map_tasks_resumed: 0,
-        reducers: s.plan.reducers,
+        reducers: plan.reducers,
         lost_inputs: Vec::new(),
         totals: Totals::default(),
         shuffle: ShuffleTotals::default(),
@@ -91,16 +89,15 @@ pub async fn run_local(s: &RunSettings, cancel: CancellationToken) -> anyhow::Re
     };
 
     // Map phase.
-    let running = s.mappers.min(s.plan.map_tasks.len()).max(1);
-    let budget = (s.sort_memory / running).max(1 << 20);
-    let mut progress = Progress::new("map", s.plan.map_tasks.len());
+    let running = opts.mappers.min(plan.map_tasks.len()).max(1);
+    let mut progress = Progress::new("map", plan.map_tasks.len());
     let combiner = match &job.combiner {
         Some(c) => Some(Arc::new(
             ChildCommand::for_step(
                 job,
                 c,
                 &TaskEnv {
-                    job_id: s.job_id.clone(),
+                    job_id: plan.job.id.clone(),
                     ..TaskEnv::default()
                 },
             )
@@ -110,14 +107,14 @@ pub async fn run_local(s: &RunSettings, cancel: CancellationToken) -> anyhow::Re
     };
     let ctx = MapContext {
         s,
+        plan,
         job,
-        workdir: &workdir,
-        budget,
+        layout: &layout,
         combiner,
         cancel: &cancel,
     };
     let mut results: Vec<(usize, TaskResult)> = Vec::new();
-    let mut stream = stream::iter(s.plan.map_tasks.iter())
+    let mut stream = stream::iter(plan.map_tasks.iter())
         .map(|t| async { (t.index, run_map_with_retries(&ctx, t).await) })
         .buffer_unordered(running);
     while let Some((index, r)) = stream.next().await {
@@ -134,13 +131,14 @@ pub async fn run_local(s: &RunSettings, cancel: CancellationToken) -> anyhow::Re
 
     let mut totals = Totals::default();
     for (index, r) in &results {
-        let plan = &s.plan.map_tasks[*index];
+        let task = &plan.map_tasks[*index];
         report.map_tasks_resumed += usize::from(r.resumed);
-        report.shuffle.map_output_records += r.shuffle.map_output_records;
-        report.shuffle.map_output_bytes += r.shuffle.map_output_bytes;
-        report.shuffle.shuffled_records += r.shuffle.shuffled_records;
-        report.shuffle.shuffled_bytes += r.shuffle.shuffled_bytes;
-        report.shuffle.spills += r.shuffle.spills;
+        let sh = &r.outcome.shuffle;
+        report.shuffle.map_output_records += sh.map_output_records;
+        report.shuffle.map_output_bytes += sh.map_output_bytes;
+        report.shuffle.shuffled_records += sh.shuffled_records;
+        report.shuffle.shuffled_bytes += sh.shuffled_bytes;
+        report.shuffle.spills += sh.spills;
         match (&r.dir, r.attempts.last()) {
             (Some(_), Some(last)) => {
                 add_totals(&mut totals, &last.totals);
@@ -150,7 +148,7 @@ pub async fn run_local(s: &RunSettings, cancel: CancellationToken) -> anyhow::Re
                     .iter()
                     .filter(|i| i.status != InputStatus::Processed)
                 {
-                    report.lost_inputs.push(LostInput::of_input(i, &plan.id));
+                    report.lost_inputs.push(LostInput::of_input(i, &task.id));
                 }
             }
             _ => {
@@ -159,10 +157,10 @@ pub async fn run_local(s: &RunSettings, cancel: CancellationToken) -> anyhow::Re
                     .last()
                     .and_then(|a| a.error.clone())
                     .unwrap_or_else(|| "the task did not run".into());
-                for i in &plan.inputs {
+                for i in &task.inputs {
                     report.lost_inputs.push(LostInput::unused(
                         &i.name,
-                        &plan.id,
+                        &task.id,
                         format!("its map task failed {} times: {why}", r.attempts.len()),
                     ));
                 }
@@ -177,7 +175,7 @@ pub async fn run_local(s: &RunSettings, cancel: CancellationToken) -> anyhow::Re
     let failed_maps: Vec<&str> = results
         .iter()
         .filter(|(_, r)| r.dir.is_none())
-        .map(|(i, _)| s.plan.map_tasks[*i].id.as_str())
+        .map(|(i, _)| plan.map_tasks[*i].id.as_str())
         .collect();
 
     let mut parts: Vec<PathBuf> = Vec::new();
@@ -188,42 +186,44 @@ pub async fn run_local(s: &RunSettings, cancel: CancellationToken) -> anyhow::Re
         report.error = Some(format!(
             "{} map task(s) failed after {} retries: {}",
             failed_maps.len(),
-            s.retries,
+            opts.retries,
             failed_maps.join(", ")
         ));
-    } else if s.plan.reducers == 0 {
+    } else if plan.reducers == 0 {
         parts = results
             .iter()
-            .filter_map(|(_, r)| r.dir.as_ref().map(|d| d.join("output")))
+            .filter_map(|(_, r)| r.dir.as_deref().map(ShuffleLayout::map_output_in))
             .collect();
         report.status = TaskStatus::Succeeded;
     } else {
         // Reduce phase.
         let reduce_started = Instant::now();
-        let dirs: Vec<PathBuf> = results.iter().filter_map(|(_, r)| r.dir.clone()).collect();
-        let reduce_dir = workdir.join("reduce");
+        let done: Vec<&TaskResult> = results.iter().map(|(_, r)| r).collect();
+        let reduce_dir = layout.reduce_dir();
         std::fs::create_dir_all(&reduce_dir)
             .with_context(|| format!("failed to create `{}`", reduce_dir.display()))?;
         let reducer = job.reducer()?.clone();
-        let mut progress = Progress::new("reduce", s.plan.reducers as usize);
+        let mut progress = Progress::new("reduce", plan.reducers as usize);
         let mut reduced: Vec<(u32, Vec<TaskReport>, Option<PathBuf>)> = Vec::new();
-        let mut stream = stream::iter(0..s.plan.reducers)
+        let mut stream = stream::iter(0..plan.reducers)
             .map(|p| {
-                let runs = runs_of(&dirs, p);
-                let out = reduce_dir.join(format!("part-{p:05}"));
+                let runs = runs_of(&done, p);
+                let out = layout.reduce_output(p);
                 let reducer = &reducer;
                 let cancel = &cancel;
                 async move {
                     let mut attempts = Vec::new();
-                    for attempt in 0..=s.retries {
+                    for attempt in 0..=opts.retries {
                         if cancel.is_cancelled() {
                             break;
                         }
                         let env = TaskEnv {
-                            job_id: s.job_id.clone(),
-                            attempt_id: format!(
-                                "attempt_{}_r_{p:06}_{attempt}",
-                                s.job_id.trim_start_matches("job_")
+                            job_id: plan.job.id.clone(),
+                            attempt_id: attempt_id(
+                                &plan.job.id,
+                                TaskKind::Reduce,
+                                p as usize,
+                                attempt,
                             ),
                             partition: Some(p as usize),
                             input_file: None,
@@ -252,7 +252,7 @@ pub async fn run_local(s: &RunSettings, cancel: CancellationToken) -> anyhow::Re
                             },
                             output: out.clone(),
                             env,
-                            fail_fast: s.fail_fast,
+                            fail_fast: opts.fail_fast,
                             cancel: cancel.clone(),
                             delete_runs: false,
                         })
@@ -311,12 +311,12 @@ pub async fn run_local(s: &RunSettings, cancel: CancellationToken) -> anyhow::Re
             report.error = Some(format!(
                 "{} reduce task(s) failed after {} retries: {}",
                 failed.len(),
-                s.retries,
+                opts.retries,
                 failed.join(", ")
             ));
         }
     }
-    if s.plan.reducers == 0 {
+    if plan.reducers == 0 {
         for (_, r) in &results {
             if let Some(last) = r.attempts.last() {
                 totals.output_records += last.totals.output_records;
@@ -327,7 +327,7 @@ pub async fn run_local(s: &RunSettings, cancel: CancellationToken) -> anyhow::Re
     report.totals = totals;
 
     if report.status == TaskStatus::Succeeded {
-        if let Err(e) = publish(s, &parts) {
+        if let Err(e) = publish(s, plan, &parts) {
             report.status = TaskStatus::Failed;
             report.error = Some(format!("failed to publish the result: {e:#}"));
         } else {
@@ -341,7 +341,7 @@ pub async fn run_local(s: &RunSettings, cancel: CancellationToken) -> anyhow::Re
         }
         report.workdir = Some(workdir.clone());
     } else if s.resume.is_some() {
-        clear_workdir(&workdir, &s.plan);
+        clear_workdir(&layout, plan);
     }
     report.timings.total_ms = started.elapsed().as_millis() as u64;
     report.driver_peak_rss_bytes = crate::report::driver_peak_rss();
@@ -350,36 +350,33 @@ pub async fn run_local(s: &RunSettings, cancel: CancellationToken) -> anyhow::Re
 
 struct MapContext<'a> {
     s: &'a RunSettings,
+    plan: &'a Plan,
     job: &'a JobConfig,
-    workdir: &'a Path,
-    budget: usize,
+    layout: &'a ShuffleLayout,
     combiner: Option<Arc<ChildCommand>>,
     cancel: &'a CancellationToken,
 }
 
 async fn run_map_with_retries(ctx: &MapContext<'_>, t: &MapTaskPlan) -> TaskResult {
     let s = ctx.s;
-    let done_dir = ctx.workdir.join(&t.id);
-    if done_dir.join(SUCCESS).is_file() {
+    let opts = &ctx.plan.job.options;
+    let done_dir = ctx.layout.map_done_dir(&t.id);
+    if ShuffleLayout::success_in(&done_dir).is_file() {
         if let Some(r) = load_done(&done_dir) {
             tracing::info!("{}: complete in the work directory, skipped", t.id);
             return r;
         }
     }
     let mut attempts = Vec::new();
-    for attempt in 0..=s.retries {
+    for attempt in 0..=opts.retries {
         if ctx.cancel.is_cancelled() {
             break;
         }
-        let dir = ctx.workdir.join(format!("{}.attempt-{attempt}", t.id));
+        let dir = ctx.layout.map_attempt_dir(&t.id, attempt);
         let _ = std::fs::remove_dir_all(&dir);
         let env = TaskEnv {
-            job_id: s.job_id.clone(),
-            attempt_id: format!(
-                "attempt_{}_m_{:06}_{attempt}",
-                s.job_id.trim_start_matches("job_"),
-                t.index
-            ),
+            job_id: ctx.plan.job.id.clone(),
+            attempt_id: attempt_id(&ctx.plan.job.id, TaskKind::Map, t.index, attempt),
             partition: None,
             input_file: match t.inputs.as_slice() {
                 [one] => Some(one.name.clone()),
@@ -399,14 +396,14 @@ async fn run_map_with_retries(ctx: &MapContext<'_>, t: &MapTaskPlan) -> TaskResu
                 break;
             }
         };
-        let output = if s.plan.reducers == 0 {
-            MapOutput::File(dir.join("output"))
+        let output = if ctx.plan.reducers == 0 {
+            MapOutput::File(ShuffleLayout::map_output_in(&dir))
         } else {
             MapOutput::Shuffle(ShuffleSpec {
                 sort: SortConfig {
-                    budget: ctx.budget,
+                    budget: opts.sort_budget,
                     separator: ctx.job.key_separator.clone(),
-                    partitions: s.plan.reducers,
+                    partitions: ctx.plan.reducers,
                     dir: dir.clone(),
                     name: t.id.clone(),
                 },
@@ -419,14 +416,14 @@ async fn run_map_with_retries(ctx: &MapContext<'_>, t: &MapTaskPlan) -> TaskResu
             inputs: t.inputs.iter().map(|i| i.to_input()).collect(),
             output,
             env,
-            fail_fast: s.fail_fast,
-            max_record_size: s.max_record_size,
+            fail_fast: opts.fail_fast,
+            max_record_size: opts.max_record_size,
             cancel: ctx.cancel.clone(),
             sources: s.sources.clone(),
         })
         .await;
         let status = outcome.report.status;
-        let saved = outcome.runs.as_ref().map(saved_shuffle).unwrap_or_default();
+        let saved = outcome.runs.as_ref().map(map_outcome).unwrap_or_default();
         if status == TaskStatus::Succeeded {
             match mark_done(&dir, &done_dir, &outcome.report, &saved) {
                 Ok(()) => {
@@ -435,7 +432,7 @@ async fn run_map_with_retries(ctx: &MapContext<'_>, t: &MapTaskPlan) -> TaskResu
                         attempts,
                         dir: Some(done_dir),
                         resumed: false,
-                        shuffle: totals_of(&saved),
+                        outcome: saved,
                     };
                 }
                 Err(e) => {
@@ -450,7 +447,7 @@ async fn run_map_with_retries(ctx: &MapContext<'_>, t: &MapTaskPlan) -> TaskResu
                 tracing::warn!(
                     "{} attempt {attempt} failed{}: {}",
                     t.id,
-                    if attempt < s.retries {
+                    if attempt < opts.retries {
                         ", retrying"
                     } else {
                         ""
@@ -469,27 +466,30 @@ async fn run_map_with_retries(ctx: &MapContext<'_>, t: &MapTaskPlan) -> TaskResu
         attempts,
         dir: None,
         resumed: false,
-        shuffle: ShuffleTotals::default(),
+        outcome: MapOutcome::default(),
     }
 }
 
-fn saved_shuffle(r: &Runs) -> SavedShuffle {
-    SavedShuffle {
-        records: r.records,
-        bytes: r.bytes,
-        shuffled_records: r.shuffled_records,
-        shuffled_bytes: r.shuffled_bytes,
-        spills: r.spills,
-    }
-}
-
-fn totals_of(s: &SavedShuffle) -> ShuffleTotals {
-    ShuffleTotals {
-        map_output_records: s.records,
-        map_output_bytes: s.bytes,
-        shuffled_records: s.shuffled_records,
-        shuffled_bytes: s.shuffled_bytes,
-        spills: s.spills,
+/// The outcome of a map task's runs: their names (they sit in the task's directory).
+fn map_outcome(r: &Runs) -> MapOutcome {
+    let name = |p: &PathBuf| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    MapOutcome {
+        runs: r
+            .by_partition
+            .iter()
+            .map(|runs| runs.iter().map(name).collect())
+            .collect(),
+        shuffle: ShuffleTotals {
+            map_output_records: r.records,
+            map_output_bytes: r.bytes,
+            shuffled_records: r.shuffled_records,
+            shuffled_bytes: r.shuffled_bytes,
+            spills: r.spills,
+        },
     }
 }
 
@@ -499,14 +499,17 @@ fn mark_done(
     dir: &Path,
     done: &Path,
     report: &TaskReport,
-    shuffle: &SavedShuffle,
+    outcome: &MapOutcome,
 ) -> anyhow::Result<()> {
     write_atomic(
-        &dir.join("report.json"),
+        &ShuffleLayout::report_in(dir),
         &serde_json::to_vec_pretty(report)?,
     )?;
-    write_atomic(&dir.join("shuffle.json"), &serde_json::to_vec(shuffle)?)?;
-    write_atomic(&dir.join(SUCCESS), b"")?;
+    write_atomic(
+        &ShuffleLayout::outcome_in(dir),
+        &serde_json::to_vec(outcome)?,
+    )?;
+    write_atomic(&ShuffleLayout::success_in(dir), b"")?;
     if done.exists() {
         std::fs::remove_dir_all(done)
             .with_context(|| format!("failed to remove a stale `{}`", done.display()))?;
@@ -522,46 +525,33 @@ fn mark_done(
 }
 
 fn load_done(dir: &Path) -> Option<TaskResult> {
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("report.json")).ok()?).ok()?;
-    let shuffle: SavedShuffle =
-        serde_json::from_slice(&std::fs::read(dir.join("shuffle.json")).ok()?).ok()?;
-    let report = crate::task::report_from_json(&report)?;
+    let report: TaskReport =
+        serde_json::from_slice(&std::fs::read(ShuffleLayout::report_in(dir)).ok()?).ok()?;
+    let outcome: MapOutcome =
+        serde_json::from_slice(&std::fs::read(ShuffleLayout::outcome_in(dir)).ok()?).ok()?;
     Some(TaskResult {
         attempts: vec![report],
         dir: Some(dir.to_path_buf()),
         resumed: true,
-        shuffle: totals_of(&shuffle),
+        outcome,
     })
 }
 
-/// The runs of partition `p` in every map task directory, in task order.
-fn runs_of(dirs: &[PathBuf], p: u32) -> Vec<PathBuf> {
-    let suffix = format!("-part{p:05}");
-    let mut runs = Vec::new();
-    for d in dirs {
-        let Ok(entries) = std::fs::read_dir(d) else {
-            continue;
-        };
-        let mut found: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().ends_with(&suffix))
-            })
-            .collect();
-        found.sort();
-        runs.extend(found);
-    }
-    runs
+/// The runs of partition `p` of every map task, in task order, as their outcomes say.
+fn runs_of(done: &[&TaskResult], p: u32) -> Vec<PathBuf> {
+    done.iter()
+        .filter_map(|r| Some((r.dir.as_ref()?, r.outcome.runs.get(p as usize)?)))
+        .flat_map(|(dir, names)| names.iter().map(|n| dir.join(n)))
+        .collect()
 }
 
-fn check_plan(workdir: &Path, plan: &Plan) -> anyhow::Result<()> {
-    let path = workdir.join("plan.json");
+fn check_plan(layout: &ShuffleLayout, plan: &Plan) -> anyhow::Result<()> {
+    let workdir = layout.root();
+    let path = layout.plan_file();
     if path.is_file() {
         let old: Plan = serde_json::from_slice(&std::fs::read(&path)?)
             .with_context(|| format!("`{}` is not a polymr plan", path.display()))?;
-        if old.map_tasks != plan.map_tasks || old.reducers != plan.reducers {
+        if !old.same_work(plan) {
             return Err(crate::exit::UsageError(format!(
                 "--resume: `{}` holds the work of another plan (different inputs, --mappers, --reducers or batch size); use a new directory or the same arguments",
                 workdir.display()
@@ -579,7 +569,10 @@ fn check_plan(workdir: &Path, plan: &Plan) -> anyhow::Result<()> {
 fn prepare_workdir(s: &RunSettings) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
     if let Some(d) = &s.resume {
         let dir = resolve_path(d);
-        for (flag, out) in [("--output", &s.output), ("--output-dir", &s.output_dir)] {
+        for (flag, out) in [
+            ("--output", &s.output),
+            ("--output-dir", &s.plan.output_dir),
+        ] {
             if let Some(out) = out {
                 if resolve_path(out).starts_with(&dir) {
                     return Err(UsageError(format!(
@@ -591,13 +584,13 @@ fn prepare_workdir(s: &RunSettings) -> anyhow::Result<(PathBuf, Option<tempfile:
                 }
             }
         }
-        open_resume_dir(&dir, &s.job_id)?;
+        open_resume_dir(&dir, &s.plan.job.id)?;
         return Ok((dir, None));
     }
     let base = s
         .output
         .as_deref()
-        .or(s.output_dir.as_deref())
+        .or(s.plan.output_dir.as_deref())
         .and_then(Path::parent)
         .filter(|p| !p.as_os_str().is_empty())
         .map(Path::to_path_buf)
@@ -609,7 +602,7 @@ fn prepare_workdir(s: &RunSettings) -> anyhow::Result<(PathBuf, Option<tempfile:
         .tempdir_in(&base)
         .with_context(|| format!("failed to create a work directory in `{}`", base.display()))?;
     let dir = resolve_path(t.path());
-    write_marker(&dir, &s.job_id)?;
+    write_marker(&dir, &s.plan.job.id)?;
     Ok((dir, Some(t)))
 }
 
@@ -687,14 +680,15 @@ fn resolve_path(p: &Path) -> PathBuf {
 
 /// Removes from a `--resume` directory what this job's runs wrote there, the marker last,
 /// then the directory itself if nothing else is left: a user's own files stay.
-fn clear_workdir(dir: &Path, plan: &Plan) {
+fn clear_workdir(layout: &ShuffleLayout, plan: &Plan) {
+    let dir = layout.root();
     let ids: std::collections::HashSet<&str> =
         plan.map_tasks.iter().map(|t| t.id.as_str()).collect();
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
             let name = e.file_name();
             let name = name.to_string_lossy();
-            if name == MARKER || !created_by_polymr(&name, &ids) {
+            if name == MARKER || !ShuffleLayout::created_by_polymr(&name, &ids) {
                 continue;
             }
             let p = e.path();
@@ -704,27 +698,8 @@ fn clear_workdir(dir: &Path, plan: &Plan) {
             };
         }
     }
-    let _ = std::fs::remove_file(dir.join(MARKER));
+    let _ = std::fs::remove_file(layout.marker());
     let _ = std::fs::remove_dir(dir);
-}
-
-/// The names polymr gives entries of a work directory: the plan, the marker, the map tasks
-/// (complete, or attempts), the reduce outputs, and `write_atomic`'s leftovers of a kill.
-fn created_by_polymr(name: &str, ids: &std::collections::HashSet<&str>) -> bool {
-    let atomic_leftover = |target: &str| {
-        name.strip_prefix('.')
-            .and_then(|n| n.strip_prefix(target))
-            .is_some_and(|n| n.starts_with('.') && n.ends_with(".tmp"))
-    };
-    name == "plan.json"
-        || name == "reduce"
-        || name == MARKER
-        || ids.contains(name)
-        || name.split_once(".attempt-").is_some_and(|(id, n)| {
-            ids.contains(id) && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
-        })
-        || atomic_leftover("plan.json")
-        || atomic_leftover(MARKER)
 }
 
 fn add_totals(into: &mut Totals, t: &Totals) {
@@ -739,20 +714,16 @@ fn add_totals(into: &mut Totals, t: &Totals) {
 }
 
 /// The single result (partitions concatenated in order) and/or one file per partition.
-fn publish(s: &RunSettings, parts: &[PathBuf]) -> anyhow::Result<()> {
-    if let Some(dir) = &s.output_dir {
+fn publish(s: &RunSettings, plan: &Plan, parts: &[PathBuf]) -> anyhow::Result<()> {
+    if let Some(dir) = &plan.output_dir {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("failed to create `{}`", dir.display()))?;
-        let prefix = if s.plan.reducers == 0 {
-            "part-m"
-        } else {
-            "part"
-        };
+        let prefix = if plan.reducers == 0 { "part-m" } else { "part" };
         for (i, part) in parts.iter().enumerate() {
             let target = dir.join(format!("{prefix}-{i:05}"));
             copy_atomic(std::slice::from_ref(part), &target)?;
         }
-        write_atomic(&dir.join(SUCCESS), b"")?;
+        write_atomic(&ShuffleLayout::success_in(dir), b"")?;
     }
     if let Some(out) = &s.output {
         copy_atomic(parts, out)?;

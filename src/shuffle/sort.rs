@@ -204,7 +204,7 @@ impl Sorter {
             let path = self
                 .cfg
                 .dir
-                .join(format!("{}-spill{spill:04}-part{part:05}", self.cfg.name));
+                .join(crate::plan::run_name(&self.cfg.name, spill, part));
             let mut w = BufWriter::with_capacity(RUN_BUFFER, File::create(&path)?);
             let (mut records, mut bytes) = (0u64, 0u64);
             while i < self.entries.len() && self.entries[i].partition == part {
@@ -242,7 +242,7 @@ impl Sorter {
         std::fs::remove_file(run)?;
         let mut again = Sorter::new(SortConfig {
             budget: (self.cfg.budget / 4).max(1 << 20),
-            name: format!("{}-c{spill:04}p{part:05}", self.cfg.name),
+            name: crate::plan::combined_run_name(&self.cfg.name, spill, part),
             ..self.cfg.clone()
         });
         let mut r = io::BufReader::with_capacity(RUN_BUFFER, File::open(&combined)?);

@@ -1,0 +1,68 @@
+//! The plan as a contract: what `polymr plan` prints is everything an executor needs, and
+//! running a plan's tasks one by one gives what `polymr run` gives.
+
+use crate::util::{records, TestContext};
+
+const AWK_MAP: &str = "#!/bin/sh\nexec awk '{ i = index($0, \"\\\"OS\\\":\\\"\"); if (i) { r = substr($0, i + 6); print substr(r, 1, index(r, \"\\\"\") - 1) \"\\t1\" } }'\n";
+const AWK_SUM: &str = "#!/bin/sh\nexec awk -F'\\t' 'NR > 1 && $1 != k { print k \"\\t\" s; s = 0 } { k = $1; s += $2 } END { if (NR) print k \"\\t\" s }'\n";
+const CONFIG: &str =
+    "mapper: {language: binary, script: map.sh}\nreducer: {language: binary, script: sum.sh}\n";
+
+fn job(t: &TestContext) {
+    t.write_exec("map.sh", AWK_MAP);
+    t.write_exec("sum.sh", AWK_SUM);
+    t.write("c.yml", CONFIG);
+    for i in 0..5 {
+        t.write(
+            &format!("in/{i}.json"),
+            records(200 + 50 * i, &format!("s{i}")),
+        );
+    }
+}
+
+#[test]
+fn plan_json_round_trips_and_holds_the_whole_job() {
+    let t = TestContext::new();
+    job(&t);
+    let out = t
+        .cmd()
+        .args([
+            "plan",
+            "--config",
+            "c.yml",
+            "--mappers",
+            "2",
+            "--reducers",
+            "3",
+            "--retries",
+            "4",
+            "--work",
+            "w",
+            "-o",
+            "out.txt",
+            "--format",
+            "json",
+            "in",
+        ])
+        .env("POLYMR_JOB_ID", "job_1_00001")
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).expect("utf-8");
+    let plan: polymr::plan::Plan = serde_json::from_str(&text).expect("a polymr plan");
+    let again = serde_json::to_string_pretty(&plan).expect("serialize") + "\n";
+    assert_eq!(again, text, "the plan changed on a JSON round trip");
+
+    assert_eq!(plan.job.id, "job_1_00001");
+    assert_eq!(plan.job.config_contents, CONFIG);
+    assert_eq!(plan.job.config_sha256.len(), 64);
+    assert_eq!(plan.job.options.retries, 4);
+    assert_eq!(plan.job.options.mappers, 2);
+    assert_eq!(plan.map_tasks.len(), 2);
+    let reduce: Vec<&str> = plan.reduce_tasks.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(reduce, ["reduce-00000", "reduce-00001", "reduce-00002"]);
+    assert_eq!(plan.work.as_deref(), Some(t.path("w").as_path()));
+    assert_eq!(
+        plan.output.as_deref(),
+        Some(std::path::Path::new("out.txt"))
+    );
+}
