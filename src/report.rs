@@ -151,6 +151,56 @@ pub struct Totals {
     pub output_bytes: u64,
 }
 
+impl Totals {
+    /// Adds every field of `other`.
+    pub fn add(&mut self, other: &Totals) {
+        let Totals {
+            files,
+            files_processed,
+            files_failed,
+            files_skipped,
+            bytes_read,
+            bytes,
+            records,
+            invalid_records,
+            download_retries,
+            output_records,
+            output_bytes,
+        } = other;
+        self.files += files;
+        self.files_processed += files_processed;
+        self.files_failed += files_failed;
+        self.files_skipped += files_skipped;
+        self.bytes_read += bytes_read;
+        self.bytes += bytes;
+        self.records += records;
+        self.invalid_records += invalid_records;
+        self.download_retries += download_retries;
+        self.output_records += output_records;
+        self.output_bytes += output_bytes;
+    }
+
+    /// What a task read: everything but its output. A map task's share of a job whose
+    /// output the reducers make.
+    pub fn read(&self) -> Totals {
+        Totals {
+            output_records: 0,
+            output_bytes: 0,
+            ..self.clone()
+        }
+    }
+
+    /// What a task wrote: a reduce task's share of a job (its input is the shuffle, already
+    /// counted by the map tasks).
+    pub fn written(&self) -> Totals {
+        Totals {
+            output_records: self.output_records,
+            output_bytes: self.output_bytes,
+            ..Totals::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChildReport {
     pub command: String,
@@ -331,7 +381,7 @@ pub struct JobReport {
     /// Inputs the job could not use, and why.
     pub lost_inputs: Vec<LostInput>,
     pub totals: Totals,
-    pub shuffle: ShuffleTotals,
+    pub shuffle: crate::shuffle::ShuffleCounters,
     pub counters: crate::process::Counters,
     pub timings: JobTimings,
     pub driver_peak_rss_bytes: u64,
@@ -403,17 +453,6 @@ impl LostInput {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ShuffleTotals {
-    /// Map output lines and bytes going into the shuffle.
-    pub map_output_records: u64,
-    pub map_output_bytes: u64,
-    /// What reached the reducers after combining (equal to the above without a combiner).
-    pub shuffled_records: u64,
-    pub shuffled_bytes: u64,
-    pub spills: u32,
-}
-
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct JobTimings {
     pub started_at_unix_ms: u128,
@@ -447,5 +486,50 @@ impl JobReport {
             }
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every field of `Totals`, set to a distinct value: a field that `add` forgets stays
+    /// unchanged and the comparison below names it.
+    #[test]
+    fn adding_totals_adds_every_field() {
+        let one = Totals {
+            files: 1,
+            files_processed: 2,
+            files_failed: 3,
+            files_skipped: 4,
+            bytes_read: 5,
+            bytes: 6,
+            records: 7,
+            invalid_records: 8,
+            download_retries: 9,
+            output_records: 10,
+            output_bytes: 11,
+        };
+        let mut sum = one.clone();
+        sum.add(&one);
+        let one = serde_json::to_value(&one).expect("json");
+        let sum = serde_json::to_value(&sum).expect("json");
+        let fields = one.as_object().expect("object");
+        assert_eq!(fields.len(), 11, "a new field: give it a value above");
+        for (name, v) in fields {
+            assert_eq!(
+                sum[name].as_u64(),
+                v.as_u64().map(|v| 2 * v),
+                "Totals::add dropped `{name}`"
+            );
+        }
+        let mut split = Totals::default();
+        split.add(&Totals::read(
+            &serde_json::from_value(one.clone()).expect("totals"),
+        ));
+        split.add(&Totals::written(
+            &serde_json::from_value(one.clone()).expect("totals"),
+        ));
+        assert_eq!(serde_json::to_value(&split).expect("json"), one);
     }
 }

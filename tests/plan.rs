@@ -66,3 +66,61 @@ fn plan_json_round_trips_and_holds_the_whole_job() {
         Some(std::path::Path::new("out.txt"))
     );
 }
+
+/// The retry policy by class: a mapper that fails every time is retried `--retries` times,
+/// then the job fails.
+#[test]
+fn a_mapper_that_always_fails_is_retried_then_the_job_fails() {
+    let t = TestContext::new();
+    t.write_exec(
+        "m.sh",
+        "#!/bin/sh\ncat >/dev/null\necho broken >&2\nexit 3\n",
+    );
+    t.write("c.yml", "mapper: {language: binary, script: m.sh}\n");
+    t.write("in/a", "x\n");
+    t.cmd()
+        .args(["run", "--config", "c.yml", "--retries", "2", "in"])
+        .assert()
+        .code(1);
+    let r = t.report("result.txt.report.json");
+    let attempts = r["tasks"].as_array().expect("tasks");
+    assert_eq!(attempts.len(), 3, "{r}");
+    for (n, a) in attempts.iter().enumerate() {
+        assert_eq!(a["status"], "failed");
+        assert_eq!(a["child"]["exit"]["code"], 3);
+        assert!(a["attempt_id"]
+            .as_str()
+            .is_some_and(|id| id.ends_with(&format!("_m_000000_{n}"))));
+    }
+    assert_eq!(r["status"], "failed");
+}
+
+/// The retry policy by class: an input that cannot be read under `--fail-fast` because it
+/// is corrupt would be corrupt on every attempt, so it is not retried.
+#[test]
+fn a_corrupt_input_under_fail_fast_is_not_retried() {
+    let t = TestContext::new();
+    t.write_exec("m.sh", "#!/bin/sh\nexec cat\n");
+    t.write("c.yml", "mapper: {language: binary, script: m.sh}\n");
+    t.write(
+        "in/bad.gz",
+        b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03not gzip at all".as_slice(),
+    );
+    let out = t
+        .cmd()
+        .args([
+            "run",
+            "--config",
+            "c.yml",
+            "--fail-fast",
+            "--retries",
+            "3",
+            "in",
+        ])
+        .assert()
+        .code(1);
+    let r = t.report("result.txt.report.json");
+    assert_eq!(r["tasks"].as_array().map(Vec::len), Some(1), "{r}");
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(stderr.contains("not retried"), "{stderr}");
+}

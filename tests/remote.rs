@@ -274,3 +274,48 @@ fn reduce_over_input_task_ids_from_an_artifact_server() {
         r["inputs"][1]
     );
 }
+
+/// Regression: the job report's totals dropped `download_retries` (a job added every
+/// total of its map tasks but that one).
+#[test]
+fn job_totals_count_the_download_retries_of_its_map_tasks() {
+    let t = TestContext::new();
+    t.write_exec("cat.sh", "#!/bin/sh\nexec cat\n");
+    t.write("c.yml", "mapper: {language: binary, script: cat.sh}\n");
+    let s3 = S3Server::start();
+    let (rt, c) = s3_client(&s3.endpoint());
+    create_bucket(&rt, &c, "bkt");
+    for i in 0..2 {
+        let body = records(2000, &format!("f{i}"));
+        put(&rt, &c, "bkt", &format!("logs/{i}.txt"), body.into_bytes());
+    }
+    let proxy = FaultProxy::start(s3.port);
+    proxy.faults.cut_after.store(100_000, Ordering::SeqCst);
+    proxy.faults.cut_next.store(2, Ordering::SeqCst);
+    t.cmd()
+        .envs(AWS_ENV)
+        .args([
+            "run",
+            "--config",
+            "c.yml",
+            "--s3-endpoint",
+            &proxy.endpoint(),
+            "--parallel-downloads",
+            "1",
+            "--mappers",
+            "1",
+            "s3://bkt/logs/",
+        ])
+        .assert()
+        .success();
+    let r = t.report("result.txt.report.json");
+    let per_task: u64 = r["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .filter(|t| t["status"] == "succeeded")
+        .map(|t| t["totals"]["download_retries"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(per_task >= 1, "the proxy's cuts caused no retry: {r}");
+    assert_eq!(r["totals"]["download_retries"].as_u64(), Some(per_task));
+}

@@ -33,7 +33,8 @@ pub async fn reduce(args: ReduceArgs, cancel: CancellationToken) -> anyhow::Resu
         cancel,
         delete_runs: true,
     })
-    .await;
+    .await
+    .report;
     crate::process::unregister_temp(spill_dir.path());
     drop(spill_dir);
     let code = finish_task(&report, &s.output)?;

@@ -1,333 +1,105 @@
 //! The embedded executor: runs a plan on this machine. Up to N map tasks at once, each
-//! retried on failure; their sorted runs are merged per partition into the reducers; the
-//! partitions are published as one result. Finished map tasks are marked atomically in the
-//! work directory, so `--resume` skips them.
+//! through the one retry loop; their sorted runs are merged per partition into the
+//! reducers; the partitions are published as one result. Every task runs through the same
+//! entry point as `polymr task`, so finished map tasks are complete, named directories of
+//! the work directory, and `--resume` skips them.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::Context;
 use futures::stream::{self, StreamExt};
 use tokio_util::sync::CancellationToken;
 
-use super::progress::Progress;
-use crate::config::JobConfig;
+use super::attempts::with_retries;
+use super::events::{Event, EventSink, Events, Phase};
+use super::job_report::JobReportBuilder;
+use super::progress::ProgressSink;
 use crate::exit::UsageError;
 use crate::output::{write_atomic, AtomicFile};
-use crate::plan::{attempt_id, reduce_id, MapTaskPlan, Plan, ShuffleLayout, TaskKind, MARKER};
-use crate::process::{ChildCommand, TaskEnv};
-use crate::report::{
-    merge_counters, InputStatus, JobReport, JobTimings, LostInput, ShuffleTotals, TaskReport,
-    TaskStatus, Totals,
-};
+use crate::plan::{Plan, ShuffleLayout, MARKER};
+use crate::report::{JobReport, TaskStatus};
 use crate::settings::RunSettings;
-use crate::shuffle::{Runs, SortConfig};
-use crate::task::{
-    run_map_task, run_reduce_task, MapOutput, MapTask, ReduceInput, ReduceTask, ShuffleSpec,
-};
-
-/// One task's attempts and, if it succeeded, where its output is.
-struct TaskResult {
-    attempts: Vec<TaskReport>,
-    dir: Option<PathBuf>,
-    resumed: bool,
-    outcome: MapOutcome,
-}
-
-/// What a finished map task left under its directory, saved beside it for the reducers and
-/// for `--resume`: runs are never found again by listing.
-#[derive(serde::Serialize, serde::Deserialize, Default)]
-struct MapOutcome {
-    /// Run file names, inside the task's directory, per partition in merge order.
-    runs: Vec<Vec<String>>,
-    shuffle: ShuffleTotals,
-}
+use crate::task::{load_map_done, run_attempt, TaskContext, TaskRef};
 
 pub async fn run_local(s: &RunSettings, cancel: CancellationToken) -> anyhow::Result<JobReport> {
     let started = Instant::now();
-    let started_at = crate::task::unix_ms();
     let (workdir, temp) = prepare_workdir(s)?;
-    let mut plan = s.plan.clone();
-    plan.work = Some(workdir.clone());
-    let plan = &plan;
-    let layout = ShuffleLayout::new(&workdir);
-    let opts = &plan.job.options;
     // Printed now, not at the end: after a `kill -9` this line is all that says where the
     // finished map tasks are.
     eprintln!(
         "polymr: work directory: {w} (if the job is stopped, rerun with --resume {w} to skip its finished map tasks)",
         w = workdir.display()
     );
-    check_plan(&layout, plan)?;
-
-    let job = &s.job;
-    let mut report = JobReport {
-        polymr_version: env!("CARGO_PKG_VERSION"),
-        kind: "run",
-        job_id: plan.job.id.clone(),
-        status: TaskStatus::Failed,
-        error: None,
-        config: job.path.clone(),
-        output: s.output.clone(),
-        output_dir: plan.output_dir.clone(),
-        published: false,
-        workdir: None,
-        map_tasks: plan.map_tasks.len(),
-        map_tasks_resumed: 0,
-        reducers: plan.reducers,
-        lost_inputs: Vec::new(),
-        totals: Totals::default(),
-        shuffle: ShuffleTotals::default(),
-        counters: Default::default(),
-        timings: JobTimings {
-            started_at_unix_ms: started_at,
-            ..JobTimings::default()
-        },
-        driver_peak_rss_bytes: 0,
-        tasks: Vec::new(),
+    let mut plan = s.plan.clone();
+    plan.work = Some(workdir.clone());
+    let layout = ShuffleLayout::new(&workdir);
+    check_plan(&layout, &plan)?;
+    let ctx = TaskContext {
+        plan: &plan,
+        job: &s.job,
+        layout: layout.clone(),
+        combiner: TaskContext::combiner_of(&plan, &s.job)?,
+        sources: s.sources.clone(),
+        cancel: cancel.clone(),
     };
+    let builder = Mutex::new(JobReportBuilder::new(&plan, &s.job, s.output.clone()));
+    let progress = Mutex::new(ProgressSink::default());
+    let events = Events::new(vec![
+        &builder as &Mutex<dyn EventSink>,
+        &progress as &Mutex<dyn EventSink>,
+    ]);
 
-    // Map phase.
-    let running = opts.mappers.min(plan.map_tasks.len()).max(1);
-    let mut progress = Progress::new("map", plan.map_tasks.len());
-    let combiner = match &job.combiner {
-        Some(c) => Some(Arc::new(
-            ChildCommand::for_step(
-                job,
-                c,
-                &TaskEnv {
-                    job_id: plan.job.id.clone(),
-                    ..TaskEnv::default()
-                },
-            )
-            .context("cannot run the combiner")?,
-        )),
-        None => None,
-    };
-    let ctx = MapContext {
-        s,
-        plan,
-        job,
-        layout: &layout,
-        combiner,
-        cancel: &cancel,
-    };
-    let mut results: Vec<(usize, TaskResult)> = Vec::new();
-    let mut stream = stream::iter(plan.map_tasks.iter())
-        .map(|t| async { (t.index, run_map_with_retries(&ctx, t).await) })
-        .buffer_unordered(running);
-    while let Some((index, r)) = stream.next().await {
-        for a in &r.attempts {
-            let ok = a.status == TaskStatus::Succeeded;
-            progress.attempt(a, ok);
-        }
-        results.push((index, r));
-    }
-    drop(stream);
-    progress.finish();
-    results.sort_by_key(|(i, _)| *i);
-    report.timings.map_ms = started.elapsed().as_millis() as u64;
-
-    let mut totals = Totals::default();
-    for (index, r) in &results {
-        let task = &plan.map_tasks[*index];
-        report.map_tasks_resumed += usize::from(r.resumed);
-        let sh = &r.outcome.shuffle;
-        report.shuffle.map_output_records += sh.map_output_records;
-        report.shuffle.map_output_bytes += sh.map_output_bytes;
-        report.shuffle.shuffled_records += sh.shuffled_records;
-        report.shuffle.shuffled_bytes += sh.shuffled_bytes;
-        report.shuffle.spills += sh.spills;
-        match (&r.dir, r.attempts.last()) {
-            (Some(_), Some(last)) => {
-                add_totals(&mut totals, &last.totals);
-                merge_counters(&mut report.counters, &last.counters);
-                for i in last
-                    .inputs
-                    .iter()
-                    .filter(|i| i.status != InputStatus::Processed)
-                {
-                    report.lost_inputs.push(LostInput::of_input(i, &task.id));
-                }
-            }
-            _ => {
-                let why = r
-                    .attempts
-                    .last()
-                    .and_then(|a| a.error.clone())
-                    .unwrap_or_else(|| "the task did not run".into());
-                for i in &task.inputs {
-                    report.lost_inputs.push(LostInput::unused(
-                        &i.name,
-                        &task.id,
-                        format!("its map task failed {} times: {why}", r.attempts.len()),
-                    ));
-                }
-            }
-        }
-    }
-    report.tasks = results
-        .iter()
-        .flat_map(|(_, r)| r.attempts.iter().cloned())
-        .collect();
-    let interrupted = cancel.is_cancelled();
-    let failed_maps: Vec<&str> = results
-        .iter()
-        .filter(|(_, r)| r.dir.is_none())
-        .map(|(i, _)| plan.map_tasks[*i].id.as_str())
-        .collect();
-
+    let maps = plan.map_tasks.iter().map(|t| TaskRef::Map(t.index));
+    let failed_maps = run_phase(&ctx, &events, Phase::Map, maps.collect()).await;
+    let retries = plan.job.options.retries;
+    let (mut status, mut error) = (TaskStatus::Failed, None);
     let mut parts: Vec<PathBuf> = Vec::new();
-    if interrupted {
-        report.status = TaskStatus::Interrupted;
-        report.error = Some("interrupted by a signal; nothing was published".into());
+    if cancel.is_cancelled() {
+        status = TaskStatus::Interrupted;
+        error = Some("interrupted by a signal; nothing was published".to_string());
     } else if !failed_maps.is_empty() {
-        report.error = Some(format!(
-            "{} map task(s) failed after {} retries: {}",
+        error = Some(format!(
+            "{} map task(s) failed after {retries} retries: {}",
             failed_maps.len(),
-            opts.retries,
             failed_maps.join(", ")
         ));
     } else if plan.reducers == 0 {
-        parts = results
+        parts = plan
+            .map_tasks
             .iter()
-            .filter_map(|(_, r)| r.dir.as_deref().map(ShuffleLayout::map_output_in))
+            .map(|t| ShuffleLayout::map_output_in(&layout.map_done_dir(&t.id)))
             .collect();
-        report.status = TaskStatus::Succeeded;
+        status = TaskStatus::Succeeded;
     } else {
-        // Reduce phase.
-        let reduce_started = Instant::now();
-        let done: Vec<&TaskResult> = results.iter().map(|(_, r)| r).collect();
-        let reduce_dir = layout.reduce_dir();
-        std::fs::create_dir_all(&reduce_dir)
-            .with_context(|| format!("failed to create `{}`", reduce_dir.display()))?;
-        let reducer = job.reducer()?.clone();
-        let mut progress = Progress::new("reduce", plan.reducers as usize);
-        let mut reduced: Vec<(u32, Vec<TaskReport>, Option<PathBuf>)> = Vec::new();
-        let mut stream = stream::iter(0..plan.reducers)
-            .map(|p| {
-                let runs = runs_of(&done, p);
-                let out = layout.reduce_output(p);
-                let reducer = &reducer;
-                let cancel = &cancel;
-                async move {
-                    let mut attempts = Vec::new();
-                    for attempt in 0..=opts.retries {
-                        if cancel.is_cancelled() {
-                            break;
-                        }
-                        let env = TaskEnv {
-                            job_id: plan.job.id.clone(),
-                            attempt_id: attempt_id(
-                                &plan.job.id,
-                                TaskKind::Reduce,
-                                p as usize,
-                                attempt,
-                            ),
-                            partition: Some(p as usize),
-                            input_file: None,
-                        };
-                        let command = match ChildCommand::for_step(job, reducer, &env) {
-                            Ok(c) => c,
-                            Err(e) => {
-                                let mut r = crate::task::failed_report(
-                                    "reduce",
-                                    job,
-                                    &env,
-                                    out.clone(),
-                                    e.to_string(),
-                                );
-                                r.attempt_id = env.attempt_id.clone();
-                                attempts.push(r);
-                                break;
-                            }
-                        };
-                        let r = run_reduce_task(ReduceTask {
-                            job,
-                            command: &command,
-                            input: ReduceInput::Runs {
-                                label: format!("{} ({} runs)", reduce_id(p), runs.len()),
-                                runs: runs.clone(),
-                            },
-                            output: out.clone(),
-                            env,
-                            fail_fast: opts.fail_fast,
-                            cancel: cancel.clone(),
-                            delete_runs: false,
-                        })
-                        .await;
-                        let status = r.status;
-                        if status == TaskStatus::Failed {
-                            tracing::warn!(
-                                "{} attempt {attempt} failed: {}",
-                                reduce_id(p),
-                                r.error.as_deref().unwrap_or("")
-                            );
-                        }
-                        attempts.push(r);
-                        if status != TaskStatus::Failed {
-                            break;
-                        }
-                    }
-                    let ok = attempts
-                        .last()
-                        .is_some_and(|a| a.status == TaskStatus::Succeeded);
-                    (p, attempts, ok.then_some(out))
-                }
-            })
-            .buffer_unordered(running);
-        while let Some((p, attempts, out)) = stream.next().await {
-            for a in &attempts {
-                progress.attempt(a, a.status == TaskStatus::Succeeded);
-            }
-            reduced.push((p, attempts, out));
-        }
-        drop(stream);
-        progress.finish();
-        reduced.sort_by_key(|(p, _, _)| *p);
-        report.timings.reduce_ms = reduce_started.elapsed().as_millis() as u64;
-        let mut failed = Vec::new();
-        for (p, attempts, out) in reduced {
-            if let Some(last) = attempts.last() {
-                merge_counters(&mut report.counters, &last.counters);
-                if out.is_some() {
-                    totals.output_records += last.totals.output_records;
-                    totals.output_bytes += last.totals.output_bytes;
-                }
-            }
-            report.tasks.extend(attempts);
-            match out {
-                Some(o) => parts.push(o),
-                None => failed.push(reduce_id(p)),
-            }
-        }
+        let reduces = (0..plan.reducers).map(TaskRef::Reduce).collect();
+        let failed = run_phase(&ctx, &events, Phase::Reduce, reduces).await;
         if cancel.is_cancelled() {
-            report.status = TaskStatus::Interrupted;
-            report.error = Some("interrupted by a signal; nothing was published".into());
+            status = TaskStatus::Interrupted;
+            error = Some("interrupted by a signal; nothing was published".into());
         } else if failed.is_empty() {
-            report.status = TaskStatus::Succeeded;
+            parts = (0..plan.reducers)
+                .map(|p| layout.reduce_output(p))
+                .collect();
+            status = TaskStatus::Succeeded;
         } else {
-            report.error = Some(format!(
-                "{} reduce task(s) failed after {} retries: {}",
+            error = Some(format!(
+                "{} reduce task(s) failed after {retries} retries: {}",
                 failed.len(),
-                opts.retries,
                 failed.join(", ")
             ));
         }
     }
-    if plan.reducers == 0 {
-        for (_, r) in &results {
-            if let Some(last) = r.attempts.last() {
-                totals.output_records += last.totals.output_records;
-                totals.output_bytes += last.totals.output_bytes;
-            }
-        }
-    }
-    report.totals = totals;
+    drop(events);
+    let mut report = builder
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .finish();
+    (report.status, report.error) = (status, error);
 
     if report.status == TaskStatus::Succeeded {
-        if let Err(e) = publish(s, plan, &parts) {
+        if let Err(e) = publish(s, &plan, &parts) {
             report.status = TaskStatus::Failed;
             report.error = Some(format!("failed to publish the result: {e:#}"));
         } else {
@@ -341,208 +113,97 @@ pub async fn run_local(s: &RunSettings, cancel: CancellationToken) -> anyhow::Re
         }
         report.workdir = Some(workdir.clone());
     } else if s.resume.is_some() {
-        clear_workdir(&layout, plan);
+        clear_workdir(&layout, &plan);
     }
     report.timings.total_ms = started.elapsed().as_millis() as u64;
     report.driver_peak_rss_bytes = crate::report::driver_peak_rss();
     Ok(report)
 }
 
-struct MapContext<'a> {
-    s: &'a RunSettings,
-    plan: &'a Plan,
-    job: &'a JobConfig,
-    layout: &'a ShuffleLayout,
-    combiner: Option<Arc<ChildCommand>>,
-    cancel: &'a CancellationToken,
-}
-
-async fn run_map_with_retries(ctx: &MapContext<'_>, t: &MapTaskPlan) -> TaskResult {
-    let s = ctx.s;
-    let opts = &ctx.plan.job.options;
-    let done_dir = ctx.layout.map_done_dir(&t.id);
-    if ShuffleLayout::success_in(&done_dir).is_file() {
-        if let Some(r) = load_done(&done_dir) {
-            tracing::info!("{}: complete in the work directory, skipped", t.id);
-            return r;
-        }
-    }
-    let mut attempts = Vec::new();
-    for attempt in 0..=opts.retries {
-        if ctx.cancel.is_cancelled() {
-            break;
-        }
-        let dir = ctx.layout.map_attempt_dir(&t.id, attempt);
-        let _ = std::fs::remove_dir_all(&dir);
-        let env = TaskEnv {
-            job_id: ctx.plan.job.id.clone(),
-            attempt_id: attempt_id(&ctx.plan.job.id, TaskKind::Map, t.index, attempt),
-            partition: None,
-            input_file: match t.inputs.as_slice() {
-                [one] => Some(one.name.clone()),
-                _ => None,
-            },
-        };
-        let command = match ChildCommand::for_step(ctx.job, &ctx.job.mapper, &env) {
-            Ok(c) => c,
-            Err(e) => {
-                attempts.push(crate::task::failed_report(
-                    "map",
-                    ctx.job,
-                    &env,
-                    dir.clone(),
-                    e.to_string(),
-                ));
-                break;
-            }
-        };
-        let output = if ctx.plan.reducers == 0 {
-            MapOutput::File(ShuffleLayout::map_output_in(&dir))
-        } else {
-            MapOutput::Shuffle(ShuffleSpec {
-                sort: SortConfig {
-                    budget: opts.sort_budget,
-                    separator: ctx.job.key_separator.clone(),
-                    partitions: ctx.plan.reducers,
-                    dir: dir.clone(),
-                    name: t.id.clone(),
-                },
-                combiner: ctx.combiner.clone(),
-            })
-        };
-        let outcome = run_map_task(MapTask {
-            job: ctx.job,
-            command: &command,
-            inputs: t.inputs.iter().map(|i| i.to_input()).collect(),
-            output,
-            env,
-            fail_fast: opts.fail_fast,
-            max_record_size: opts.max_record_size,
-            cancel: ctx.cancel.clone(),
-            sources: s.sources.clone(),
-        })
-        .await;
-        let status = outcome.report.status;
-        let saved = outcome.runs.as_ref().map(map_outcome).unwrap_or_default();
-        if status == TaskStatus::Succeeded {
-            match mark_done(&dir, &done_dir, &outcome.report, &saved) {
-                Ok(()) => {
-                    attempts.push(outcome.report);
-                    return TaskResult {
-                        attempts,
-                        dir: Some(done_dir),
-                        resumed: false,
-                        outcome: saved,
-                    };
-                }
-                Err(e) => {
-                    let mut r = outcome.report;
-                    r.status = TaskStatus::Failed;
-                    r.error = Some(format!("failed to mark the task complete: {e:#}"));
-                    attempts.push(r);
-                }
-            }
-        } else {
-            if status == TaskStatus::Failed {
-                tracing::warn!(
-                    "{} attempt {attempt} failed{}: {}",
-                    t.id,
-                    if attempt < opts.retries {
-                        ", retrying"
-                    } else {
-                        ""
-                    },
-                    outcome.report.error.as_deref().unwrap_or("")
-                );
-            }
-            attempts.push(outcome.report);
-        }
-        let _ = std::fs::remove_dir_all(&dir);
-        if status == TaskStatus::Interrupted {
-            break;
-        }
-    }
-    TaskResult {
-        attempts,
-        dir: None,
-        resumed: false,
-        outcome: MapOutcome::default(),
-    }
-}
-
-/// The outcome of a map task's runs: their names (they sit in the task's directory).
-fn map_outcome(r: &Runs) -> MapOutcome {
-    let name = |p: &PathBuf| {
-        p.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
-    MapOutcome {
-        runs: r
-            .by_partition
-            .iter()
-            .map(|runs| runs.iter().map(name).collect())
-            .collect(),
-        shuffle: ShuffleTotals {
-            map_output_records: r.records,
-            map_output_bytes: r.bytes,
-            shuffled_records: r.shuffled_records,
-            shuffled_bytes: r.shuffled_bytes,
-            spills: r.spills,
-        },
-    }
-}
-
-/// Writes the report and the marker into the attempt directory, then renames it into place:
-/// a task directory either is complete or does not exist.
-fn mark_done(
-    dir: &Path,
-    done: &Path,
-    report: &TaskReport,
-    outcome: &MapOutcome,
-) -> anyhow::Result<()> {
-    write_atomic(
-        &ShuffleLayout::report_in(dir),
-        &serde_json::to_vec_pretty(report)?,
-    )?;
-    write_atomic(
-        &ShuffleLayout::outcome_in(dir),
-        &serde_json::to_vec(outcome)?,
-    )?;
-    write_atomic(&ShuffleLayout::success_in(dir), b"")?;
-    if done.exists() {
-        std::fs::remove_dir_all(done)
-            .with_context(|| format!("failed to remove a stale `{}`", done.display()))?;
-    }
-    std::fs::rename(dir, done).with_context(|| {
-        format!(
-            "failed to rename `{}` to `{}`",
-            dir.display(),
-            done.display()
-        )
-    })?;
-    Ok(())
-}
-
-fn load_done(dir: &Path) -> Option<TaskResult> {
-    let report: TaskReport =
-        serde_json::from_slice(&std::fs::read(ShuffleLayout::report_in(dir)).ok()?).ok()?;
-    let outcome: MapOutcome =
-        serde_json::from_slice(&std::fs::read(ShuffleLayout::outcome_in(dir)).ok()?).ok()?;
-    Some(TaskResult {
-        attempts: vec![report],
-        dir: Some(dir.to_path_buf()),
-        resumed: true,
-        outcome,
-    })
-}
-
-/// The runs of partition `p` of every map task, in task order, as their outcomes say.
-fn runs_of(done: &[&TaskResult], p: u32) -> Vec<PathBuf> {
-    done.iter()
-        .filter_map(|r| Some((r.dir.as_ref()?, r.outcome.runs.get(p as usize)?)))
-        .flat_map(|(dir, names)| names.iter().map(|n| dir.join(n)))
+/// Runs `tasks`, as many at once as the job's mappers, and returns the ids of those that
+/// failed, in plan order.
+async fn run_phase(
+    ctx: &TaskContext<'_>,
+    events: &Events<'_>,
+    phase: Phase,
+    tasks: Vec<TaskRef>,
+) -> Vec<String> {
+    let started = Instant::now();
+    let running = ctx
+        .plan
+        .job
+        .options
+        .mappers
+        .min(ctx.plan.map_tasks.len())
+        .max(1);
+    events.emit(&Event::PhaseStarted {
+        phase,
+        tasks: tasks.len(),
+    });
+    let mut failed: Vec<TaskRef> = stream::iter(tasks)
+        .map(|t| run_task(ctx, events, t))
+        .buffer_unordered(running)
+        .filter_map(|(t, ok)| async move { (!ok).then_some(t) })
         .collect()
+        .await;
+    events.emit(&Event::PhaseDone {
+        phase,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    });
+    failed.sort_by_key(|t| match *t {
+        TaskRef::Map(i) => i,
+        TaskRef::Reduce(p) => p as usize,
+    });
+    failed.iter().map(|t| t.id(ctx.plan)).collect()
+}
+
+/// One task to its end: skipped when the work directory holds it complete, else attempted
+/// until it succeeds or the retry policy gives up. Whether it succeeded.
+async fn run_task(ctx: &TaskContext<'_>, events: &Events<'_>, task: TaskRef) -> (TaskRef, bool) {
+    let id = task.id(ctx.plan);
+    if let TaskRef::Map(_) = task {
+        if let Some((report, outcome)) = load_map_done(&ctx.layout, &id) {
+            tracing::info!("{id}: complete in the work directory, skipped");
+            events.emit(&Event::TaskDone {
+                task,
+                id: &id,
+                attempts: std::slice::from_ref(&report),
+                resumed: true,
+                outcome: Some(&outcome),
+                succeeded: true,
+            });
+            return (task, true);
+        }
+    }
+    events.emit(&Event::TaskStarted { id: &id });
+    let tried = with_retries(
+        &id,
+        ctx.plan.job.options.retries,
+        &ctx.cancel,
+        |n| run_attempt(ctx, task, n),
+        |report, error| {
+            events.emit(&Event::AttemptFailed {
+                id: &id,
+                report,
+                error,
+            })
+        },
+    )
+    .await;
+    let outcome = match &tried.finished {
+        Some(crate::task::Finished::Map { outcome, .. }) => Some(outcome),
+        _ => None,
+    };
+    let succeeded = tried.finished.is_some();
+    events.emit(&Event::TaskDone {
+        task,
+        id: &id,
+        attempts: &tried.attempts,
+        resumed: false,
+        outcome,
+        succeeded,
+    });
+    (task, succeeded)
 }
 
 fn check_plan(layout: &ShuffleLayout, plan: &Plan) -> anyhow::Result<()> {
@@ -700,17 +361,6 @@ fn clear_workdir(layout: &ShuffleLayout, plan: &Plan) {
     }
     let _ = std::fs::remove_file(layout.marker());
     let _ = std::fs::remove_dir(dir);
-}
-
-fn add_totals(into: &mut Totals, t: &Totals) {
-    into.files += t.files;
-    into.files_processed += t.files_processed;
-    into.files_failed += t.files_failed;
-    into.files_skipped += t.files_skipped;
-    into.bytes_read += t.bytes_read;
-    into.bytes += t.bytes;
-    into.records += t.records;
-    into.invalid_records += t.invalid_records;
 }
 
 /// The single result (partitions concatenated in order) and/or one file per partition.

@@ -1,5 +1,10 @@
-//! Executors: who runs a plan's tasks. `local` runs them on this machine.
+//! Executors: who runs a plan's tasks. `local` runs them on this machine through the one
+//! retry loop (`attempts`), emitting `events` that the job report and the progress bar
+//! consume.
 
+mod attempts;
+pub mod events;
+mod job_report;
 mod local;
 mod progress;
 

@@ -74,3 +74,33 @@ impl Progress {
         }
     }
 }
+
+/// The progress bar as a sink of the executor's events: one bar per phase.
+#[derive(Default)]
+pub struct ProgressSink {
+    current: Option<Progress>,
+}
+
+impl super::events::EventSink for ProgressSink {
+    fn event(&mut self, event: &super::events::Event<'_>) {
+        use super::events::Event;
+        match event {
+            Event::PhaseStarted { phase, tasks } => {
+                self.current = Some(Progress::new(phase.label(), *tasks));
+            }
+            Event::TaskDone { attempts, .. } => {
+                if let Some(p) = self.current.as_mut() {
+                    for a in attempts.iter() {
+                        p.attempt(a, a.status == crate::report::TaskStatus::Succeeded);
+                    }
+                }
+            }
+            Event::PhaseDone { .. } => {
+                if let Some(p) = self.current.take() {
+                    p.finish();
+                }
+            }
+            Event::TaskStarted { .. } | Event::AttemptFailed { .. } => {}
+        }
+    }
+}

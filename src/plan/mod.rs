@@ -99,6 +99,34 @@ pub struct ReduceTaskPlan {
     pub id: String,
 }
 
+/// What a finished map task left in its directory, saved there beside its report: the
+/// reducers and `--resume` read it, and never find runs again by listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapOutcome {
+    /// Run file names, inside the task's directory, per partition in merge order.
+    pub runs: Vec<Vec<String>>,
+    pub shuffle: crate::shuffle::ShuffleCounters,
+}
+
+impl MapOutcome {
+    /// The outcome of `runs` written into one directory.
+    pub fn of_runs(runs: &crate::shuffle::Runs) -> MapOutcome {
+        let name = |p: &PathBuf| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        MapOutcome {
+            runs: runs
+                .by_partition
+                .iter()
+                .map(|part| part.iter().map(name).collect())
+                .collect(),
+            shuffle: runs.counters.clone(),
+        }
+    }
+}
+
 impl PlannedInput {
     pub fn to_input(&self) -> Input {
         let location = match (&self.path, &self.url, &self.missing) {

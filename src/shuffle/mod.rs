@@ -7,7 +7,7 @@ mod sort;
 
 pub use merge::{merge_runs, MergeStats};
 pub use partition::partition_of;
-pub use sort::{compare_lines, split_key, Runs, SortConfig, Sorter};
+pub use sort::{compare_lines, split_key, Runs, ShuffleCounters, SortConfig, Sorter};
 
 /// Parses sizes such as `256MiB`, `128M`, `1G`, `65536`.
 pub fn parse_size(s: &str) -> Result<usize, String> {

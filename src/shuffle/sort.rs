@@ -32,13 +32,30 @@ pub struct SortConfig {
 #[derive(Debug, Default, Clone)]
 pub struct Runs {
     pub by_partition: Vec<Vec<PathBuf>>,
-    /// Lines (and bytes, newlines included) pushed into the sorter.
-    pub records: u64,
-    pub bytes: u64,
-    /// Lines and bytes in the runs: fewer than pushed when a combiner ran.
+    pub counters: ShuffleCounters,
+}
+
+/// What went through a shuffle: one map task's, or (added up) a job's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ShuffleCounters {
+    /// Lines (and bytes, newlines included) pushed into the sorter: the map output.
+    pub map_output_records: u64,
+    pub map_output_bytes: u64,
+    /// Lines and bytes in the runs that reach the reducers: fewer than pushed when a
+    /// combiner ran.
     pub shuffled_records: u64,
     pub shuffled_bytes: u64,
     pub spills: u32,
+}
+
+impl ShuffleCounters {
+    pub fn add(&mut self, other: &ShuffleCounters) {
+        self.map_output_records += other.map_output_records;
+        self.map_output_bytes += other.map_output_bytes;
+        self.shuffled_records += other.shuffled_records;
+        self.shuffled_bytes += other.shuffled_bytes;
+        self.spills += other.spills;
+    }
 }
 
 /// Runs a combiner over one sorted run (first path), writing its output to the second path.
@@ -156,8 +173,8 @@ impl Sorter {
             len,
         });
         self.arena.extend_from_slice(line);
-        self.runs.records += 1;
-        self.runs.bytes += line.len() as u64 + 1;
+        self.runs.counters.map_output_records += 1;
+        self.runs.counters.map_output_bytes += line.len() as u64 + 1;
         if self.used() >= self.cfg.budget {
             self.spill()?;
         }
@@ -197,7 +214,7 @@ impl Sorter {
             return Ok(());
         }
         self.sort();
-        let spill = self.runs.spills;
+        let spill = self.runs.counters.spills;
         let mut i = 0;
         while i < self.entries.len() {
             let part = self.entries[i].partition;
@@ -220,12 +237,12 @@ impl Sorter {
             if self.combine.is_some() {
                 self.combine_run(&path, spill, part)?;
             } else {
-                self.runs.shuffled_records += records;
-                self.runs.shuffled_bytes += bytes;
+                self.runs.counters.shuffled_records += records;
+                self.runs.counters.shuffled_bytes += bytes;
                 self.runs.by_partition[part as usize].push(path);
             }
         }
-        self.runs.spills += 1;
+        self.runs.counters.spills += 1;
         // The memory is kept for the next fill: the budget is held for the sorter's life.
         self.entries.clear();
         self.arena.clear();
@@ -253,8 +270,8 @@ impl Sorter {
         }
         std::fs::remove_file(&combined)?;
         let runs = again.finish()?;
-        self.runs.shuffled_records += runs.shuffled_records;
-        self.runs.shuffled_bytes += runs.shuffled_bytes;
+        self.runs.counters.shuffled_records += runs.counters.shuffled_records;
+        self.runs.counters.shuffled_bytes += runs.counters.shuffled_bytes;
         for (p, list) in runs.by_partition.into_iter().enumerate() {
             self.runs.by_partition[p].extend(list);
         }
@@ -304,7 +321,7 @@ mod tests {
                 .expect("push");
         }
         let runs = s.finish().expect("finish");
-        assert!(runs.spills > 10, "{} spills", runs.spills);
+        assert!(runs.counters.spills > 10, "{} spills", runs.counters.spills);
         let mut seen = 0;
         for part in &runs.by_partition {
             let mut last: std::collections::HashMap<String, u32> = Default::default();
@@ -342,7 +359,10 @@ mod tests {
         }
         let (len, cap) = (s.arena.len(), s.arena.capacity());
         assert!(cap < 4 * len, "len {len} capacity {cap}");
-        assert_eq!(s.finish().expect("finish").records, 100_001);
+        assert_eq!(
+            s.finish().expect("finish").counters.map_output_records,
+            100_001
+        );
     }
 
     /// Regression: once the index had grown, its kept capacity counted as used, and every
@@ -362,9 +382,13 @@ mod tests {
                 .expect("push");
         }
         let runs = s.finish().expect("finish");
-        assert_eq!(runs.records, 400_000);
+        assert_eq!(runs.counters.map_output_records, 400_000);
         // 400k entries of 32 bytes plus ~5 MB of text: about 18 MB, so a few runs of 8 MiB.
-        assert!((2..=6).contains(&runs.spills), "{} spills", runs.spills);
+        assert!(
+            (2..=6).contains(&runs.counters.spills),
+            "{} spills",
+            runs.counters.spills
+        );
     }
 
     #[test]
@@ -382,8 +406,8 @@ mod tests {
         }
         s.push(b"").expect("push");
         let runs = s.finish().expect("finish");
-        assert!(runs.spills > 1);
-        assert_eq!(runs.records, 50);
+        assert!(runs.counters.spills > 1);
+        assert_eq!(runs.counters.map_output_records, 50);
         for part in &runs.by_partition {
             for run in part {
                 let text = std::fs::read(run).expect("read");

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::feed::{self, StdinProgress, CHANNEL_DEPTH};
+use super::TaskError;
 use crate::process::{drain_stderr, ChildCommand, ExitInfo, Spawned, StderrSummary, StdinProbe};
 
 /// How long a child gets between SIGTERM and SIGKILL.
@@ -296,15 +297,16 @@ impl<P, C> Driven<P, C> {
     /// A child that exits 0 with bytes still unread in its stdin fails: those records would
     /// be lost. A child that exits 0 while its input was still being written, with nothing
     /// left in the pipe, is caught by the caller from `written`.
-    pub fn child_failure(&self, role: &str) -> Option<String> {
+    pub fn child_failure(&self, role: &str) -> Option<TaskError> {
         if let Some(limit) = self.timed_out {
             let limit = human_duration(limit);
-            return Some(with_tail(
+            return Some(TaskError::ChildTimedOut(with_tail(
                 format!("the {role} made no progress for {limit} (--task-timeout {limit}): it read no input and wrote no output, and was killed"),
                 &self.stderr,
-            ));
+            )));
         }
-        match &self.exit {
+        let exit = self.exit.as_ref().ok().copied();
+        let message = match &self.exit {
             Err(e) => Some(format!("failed to wait for the {role}: {e}")),
             Ok(exit) if !exit.success() => Some(with_tail(
                 format!("the {role} failed with {exit}"),
@@ -325,7 +327,8 @@ impl<P, C> Driven<P, C> {
                 ))
             }
             Ok(_) => None,
-        }
+        };
+        message.map(|m| TaskError::child(exit, m))
     }
 }
 

@@ -47,8 +47,8 @@ pub enum FeedStop {
     ChildGone,
     /// Cancelled from outside (signal, or the child exited while an input was being read).
     Cancelled,
-    /// `--fail-fast` and an input failed.
-    InputFailed(String),
+    /// `--fail-fast` and an input failed; `transient` when reading it again may work.
+    InputFailed { message: String, transient: bool },
 }
 
 pub struct FeedResult {
@@ -93,10 +93,10 @@ pub async fn produce(
                 );
                 report.error = Some(msg.clone());
                 if opts.fail_fast {
-                    stopped = Some(FeedStop::InputFailed(format!(
-                        "input `{}` failed: {msg}",
-                        input.name
-                    )));
+                    stopped = Some(FeedStop::InputFailed {
+                        message: format!("input `{}` failed: {msg}", input.name),
+                        transient: super::TaskError::is_transient_io(&e),
+                    });
                 }
             }
             Err(FeedError::Stop(s)) => {
@@ -108,7 +108,7 @@ pub async fn produce(
                     FeedStop::Cancelled => {
                         "the task was stopped while this input was being read".into()
                     }
-                    FeedStop::InputFailed(ref m) => m.clone(),
+                    FeedStop::InputFailed { ref message, .. } => message.clone(),
                 });
                 stopped = Some(s);
             }
@@ -117,7 +117,7 @@ pub async fn produce(
             let why = match s {
                 FeedStop::ChildGone => "not read: the child stopped reading its input",
                 FeedStop::Cancelled => "not read: the task was stopped",
-                FeedStop::InputFailed(_) => {
+                FeedStop::InputFailed { .. } => {
                     "not read: an earlier input failed and --fail-fast is set"
                 }
             };

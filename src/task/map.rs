@@ -2,21 +2,24 @@
 //! goes to a file published only if the task succeeds, or into the shuffle as sorted runs.
 
 use std::path::PathBuf;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
 use super::drive::{drive, with_tail, Stopped};
 use super::feed::{self, FeedOptions, FeedStop};
 use super::sink::{copy_to_file, shuffle_sink, ShuffleOut, ShuffleSpec};
+use super::types::new_report;
+use super::TaskError;
 use crate::config::{Feed, JobConfig};
 use crate::input::{Input, Sources};
 use crate::output::AtomicFile;
 use crate::process::{ChildCommand, TaskEnv};
-use crate::report::{
-    ChildReport, InputReport, InputStatus, TaskReport, TaskStatus, INVALID_SAMPLES,
-};
+use crate::report::{InputReport, InputStatus, TaskReport, TaskStatus, INVALID_SAMPLES};
 use crate::shuffle::Runs;
+
+const INTERRUPTED: &str =
+    "interrupted by a signal; the mapper was stopped and nothing was published";
 
 pub enum MapOutput {
     /// The mapper's output, as is, published atomically at this path.
@@ -43,30 +46,8 @@ pub struct MapTaskOutcome {
     pub report: TaskReport,
     /// The shuffle runs, when the task succeeded and fed the shuffle.
     pub runs: Option<Runs>,
-}
-
-pub fn unix_ms() -> u128 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0)
-}
-
-pub(crate) fn new_report(
-    kind: &str,
-    job: &JobConfig,
-    env: &TaskEnv,
-    output: PathBuf,
-    command: &ChildCommand,
-) -> TaskReport {
-    TaskReport {
-        child: Some(ChildReport {
-            command: command.program_display(),
-            exit: None,
-            stderr_tail: Vec::new(),
-        }),
-        ..new_report_without_child(kind, job, env, output)
-    }
+    /// Why it failed, when it did (also in the report, as text).
+    pub error: Option<TaskError>,
 }
 
 /// Runs the task to its end. Errors come back inside the report, never as a panic; the
@@ -80,6 +61,7 @@ pub async fn run_map_task(task: MapTask<'_>) -> MapTaskOutcome {
     let mut report = new_report("map", task.job, &task.env, out_path, task.command);
     let names: Vec<String> = task.inputs.iter().map(|i| i.name.clone()).collect();
     let mut runs = None;
+    let mut error = None;
     match execute(&task, &mut report).await {
         Ok(Done::File(out)) => match out.publish() {
             Ok(()) => {
@@ -87,23 +69,21 @@ pub async fn run_map_task(task: MapTask<'_>) -> MapTaskOutcome {
                 report.published = true;
             }
             Err(e) => {
-                report.error = Some(format!(
+                error = Some(TaskError::PublishFailed(format!(
                     "failed to publish `{}`: {e}",
                     report.output.display()
-                ))
+                )))
             }
         },
         Ok(Done::Shuffle(r)) => {
             report.status = TaskStatus::Succeeded;
             runs = Some(r);
         }
-        Err(TaskFailure::Interrupted) => {
-            report.status = TaskStatus::Interrupted;
-            report.error = Some(
-                "interrupted by a signal; the mapper was stopped and nothing was published".into(),
-            );
-        }
-        Err(TaskFailure::Failed(msg)) => report.error = Some(msg),
+        Err(e) => error = Some(e),
+    }
+    if let Some(e) = &error {
+        report.status = e.status();
+        report.error = Some(e.to_string());
     }
     if report.inputs.is_empty() {
         // The task failed before feeding: every input is reported, none is lost silently.
@@ -114,12 +94,11 @@ pub async fn run_map_task(task: MapTask<'_>) -> MapTaskOutcome {
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
     report.driver_peak_rss_bytes = crate::report::driver_peak_rss();
-    MapTaskOutcome { report, runs }
-}
-
-pub(crate) enum TaskFailure {
-    Interrupted,
-    Failed(String),
+    MapTaskOutcome {
+        report,
+        runs,
+        error,
+    }
 }
 
 enum Done {
@@ -132,11 +111,12 @@ enum Sunk {
     Shuffle(ShuffleOut),
 }
 
-fn fail(msg: impl Into<String>) -> TaskFailure {
-    TaskFailure::Failed(msg.into())
+/// A local write of the task's own that failed: its output, its scratch space.
+fn fail(msg: impl Into<String>) -> TaskError {
+    TaskError::PublishFailed(msg.into())
 }
 
-async fn execute(task: &MapTask<'_>, report: &mut TaskReport) -> Result<Done, TaskFailure> {
+async fn execute(task: &MapTask<'_>, report: &mut TaskReport) -> Result<Done, TaskError> {
     let file_out = match &task.output {
         MapOutput::File(path) => {
             let out = AtomicFile::create(path).map_err(|e| {
@@ -186,7 +166,7 @@ async fn execute(task: &MapTask<'_>, report: &mut TaskReport) -> Result<Done, Ta
     let trip = abort.clone();
     let producer = move |tx, stop| async move {
         let r = feed::produce(inputs, opts, tx, stop).await;
-        if matches!(r.stop, Some(FeedStop::InputFailed(_))) {
+        if matches!(r.stop, Some(FeedStop::InputFailed { .. })) {
             trip.cancel();
         }
         r
@@ -219,7 +199,7 @@ async fn execute(task: &MapTask<'_>, report: &mut TaskReport) -> Result<Done, Ta
         &abort,
     )
     .await
-    .map_err(|e| fail(e.to_string()))?;
+    .map_err(|e| TaskError::child(None, e.to_string()))?;
     if let Some(s) = &scratch {
         crate::process::unregister_temp(s.path());
     }
@@ -243,7 +223,10 @@ async fn execute(task: &MapTask<'_>, report: &mut TaskReport) -> Result<Done, Ta
     }
     let (out_records, out_bytes) = match &driven.consumed {
         Ok(Sunk::File(c)) => *c,
-        Ok(Sunk::Shuffle(s)) => (s.runs.records, s.runs.bytes),
+        Ok(Sunk::Shuffle(s)) => (
+            s.runs.counters.map_output_records,
+            s.runs.counters.map_output_bytes,
+        ),
         Err(_) => (0, 0),
     };
     report.compute_totals(out_records, out_bytes);
@@ -260,18 +243,21 @@ async fn execute(task: &MapTask<'_>, report: &mut TaskReport) -> Result<Done, Ta
     }
 
     match driven.stopped {
-        Some(Stopped::Cancelled) => return Err(TaskFailure::Interrupted),
+        Some(Stopped::Cancelled) => return Err(TaskError::Interrupted(INTERRUPTED.into())),
         Some(Stopped::Aborted) => {
-            let msg = match fed.stop {
-                Some(FeedStop::InputFailed(m)) => m,
-                _ => "an input failed".into(),
+            let (msg, transient) = match fed.stop {
+                Some(FeedStop::InputFailed { message, transient }) => (message, transient),
+                _ => ("an input failed".into(), true),
             };
-            return Err(fail(format!("{msg} (--fail-fast: the mapper was stopped)")));
+            return Err(TaskError::InputUnreadable {
+                transient,
+                message: format!("{msg} (--fail-fast: the mapper was stopped)"),
+            });
         }
         None => {}
     }
     if let Some(e) = child_failure {
-        return Err(fail(e));
+        return Err(e);
     }
     // The mapper exited cleanly but did not take all its input: records would be lost.
     let not_delivered = matches!(
@@ -294,7 +280,7 @@ async fn execute(task: &MapTask<'_>, report: &mut TaskReport) -> Result<Done, Ta
             .as_ref()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        return Err(fail(with_tail(
+        return Err(TaskError::child(driven.exit.as_ref().ok().copied(), with_tail(
             format!(
                 "the mapper exited ({exit}) before reading all its input{why}: {delivered} of {} inputs were delivered whole",
                 report.inputs.len()
@@ -311,54 +297,4 @@ async fn execute(task: &MapTask<'_>, report: &mut TaskReport) -> Result<Done, Ta
             report.output.display()
         ))),
     }
-}
-
-/// The report of an attempt that could not start.
-pub fn failed_report(
-    kind: &str,
-    job: &JobConfig,
-    env: &TaskEnv,
-    output: PathBuf,
-    error: String,
-) -> TaskReport {
-    let mut r = TaskReport {
-        child: None,
-        ..new_report_without_child(kind, job, env, output)
-    };
-    r.error = Some(error);
-    r
-}
-
-fn new_report_without_child(
-    kind: &str,
-    job: &JobConfig,
-    env: &TaskEnv,
-    output: PathBuf,
-) -> TaskReport {
-    TaskReport {
-        polymr_version: env!("CARGO_PKG_VERSION").to_string(),
-        kind: kind.to_string(),
-        job_id: env.job_id.clone(),
-        attempt_id: env.attempt_id.clone(),
-        status: TaskStatus::Failed,
-        error: None,
-        config: job.path.clone(),
-        output,
-        published: false,
-        child: None,
-        inputs: Vec::new(),
-        totals: Default::default(),
-        invalid_output: Default::default(),
-        counters: Default::default(),
-        counters_dropped: 0,
-        status_message: None,
-        started_at_unix_ms: unix_ms(),
-        duration_ms: 0,
-        driver_peak_rss_bytes: 0,
-    }
-}
-
-/// A task report saved in a work directory.
-pub fn report_from_json(v: &serde_json::Value) -> Option<TaskReport> {
-    serde_json::from_value(v.clone()).ok()
 }

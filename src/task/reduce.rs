@@ -12,7 +12,17 @@ use tokio_util::sync::CancellationToken;
 
 use super::drive::{drive, with_tail, Stopped};
 use super::feed::CHUNK;
-use super::map::{new_report, TaskFailure};
+use super::types::new_report;
+use super::TaskError;
+
+const INTERRUPTED: &str =
+    "interrupted by a signal; the reducer was stopped and nothing was published";
+
+/// A reduce task's report and, when it failed, why.
+pub struct ReduceTaskOutcome {
+    pub report: TaskReport,
+    pub error: Option<TaskError>,
+}
 use super::sink::copy_to_file;
 use crate::config::JobConfig;
 use crate::decode;
@@ -49,7 +59,7 @@ pub struct ReduceTask<'a> {
     pub delete_runs: bool,
 }
 
-pub async fn run_reduce_task(task: ReduceTask<'_>) -> TaskReport {
+pub async fn run_reduce_task(task: ReduceTask<'_>) -> ReduceTaskOutcome {
     let started = Instant::now();
     let mut report = new_report(
         "reduce",
@@ -58,6 +68,7 @@ pub async fn run_reduce_task(task: ReduceTask<'_>) -> TaskReport {
         task.output.clone(),
         task.command,
     );
+    let mut error = None;
     match execute(&task, &mut report).await {
         Ok(out) => match out.publish() {
             Ok(()) => {
@@ -65,33 +76,29 @@ pub async fn run_reduce_task(task: ReduceTask<'_>) -> TaskReport {
                 report.published = true;
             }
             Err(e) => {
-                report.error = Some(format!(
+                error = Some(TaskError::PublishFailed(format!(
                     "failed to publish `{}`: {e}",
                     task.output.display()
-                ))
+                )))
             }
         },
-        Err(TaskFailure::Interrupted) => {
-            report.status = TaskStatus::Interrupted;
-            report.error = Some(
-                "interrupted by a signal; the reducer was stopped and nothing was published".into(),
-            );
-        }
-        Err(TaskFailure::Failed(m)) => report.error = Some(m),
+        Err(e) => error = Some(e),
+    }
+    if let Some(e) = &error {
+        report.status = e.status();
+        report.error = Some(e.to_string());
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
     report.driver_peak_rss_bytes = crate::report::driver_peak_rss();
-    report
+    ReduceTaskOutcome { report, error }
 }
 
-fn fail(msg: impl Into<String>) -> TaskFailure {
-    TaskFailure::Failed(msg.into())
+/// A local write of the task's own that failed: its sorted input, its output.
+fn fail(msg: impl Into<String>) -> TaskError {
+    TaskError::PublishFailed(msg.into())
 }
 
-async fn execute(
-    task: &ReduceTask<'_>,
-    report: &mut TaskReport,
-) -> Result<AtomicFile, TaskFailure> {
+async fn execute(task: &ReduceTask<'_>, report: &mut TaskReport) -> Result<AtomicFile, TaskError> {
     let sep = task.job.key_separator.clone();
     let (runs, scratch, owned) = match &task.input {
         ReduceInput::Runs { label, runs } => {
@@ -117,7 +124,7 @@ async fn execute(
             .map_err(|e| fail(format!("failed to sort the reducer's input: {e}")))?;
             report.inputs = reports;
             if task.cancel.is_cancelled() {
-                return Err(TaskFailure::Interrupted);
+                return Err(TaskError::Interrupted(INTERRUPTED.into()));
             }
             if task.fail_fast {
                 if let Some(bad) = report
@@ -125,11 +132,14 @@ async fn execute(
                     .iter()
                     .find(|i| i.status == InputStatus::Failed)
                 {
-                    return Err(fail(format!(
-                        "input `{}` failed: {} (--fail-fast)",
-                        bad.name,
-                        bad.error.as_deref().unwrap_or("unknown error")
-                    )));
+                    return Err(TaskError::InputUnreadable {
+                        transient: false,
+                        message: format!(
+                            "input `{}` failed: {} (--fail-fast)",
+                            bad.name,
+                            bad.error.as_deref().unwrap_or("unknown error")
+                        ),
+                    });
                 }
             }
             (
@@ -173,7 +183,7 @@ async fn execute(
         &CancellationToken::new(),
     )
     .await
-    .map_err(|e| fail(e.to_string()))?;
+    .map_err(|e| TaskError::child(None, e.to_string()))?;
 
     report.counters = driven.stderr.counters.clone();
     report.counters_dropped = driven.stderr.counters_dropped;
@@ -192,16 +202,19 @@ async fn execute(
         c.stderr_tail = driven.stderr.tail.iter().cloned().collect();
     }
     if driven.stopped == Some(Stopped::Cancelled) {
-        return Err(TaskFailure::Interrupted);
+        return Err(TaskError::Interrupted(INTERRUPTED.into()));
     }
     if let Some(e) = driven.child_failure("reducer") {
-        return Err(fail(e));
+        return Err(e);
     }
     if let Err(e) = &driven.written {
-        return Err(fail(with_tail(
-            format!("the reducer exited before reading all its input ({e})"),
-            &driven.stderr,
-        )));
+        return Err(TaskError::child(
+            driven.exit.as_ref().ok().copied(),
+            with_tail(
+                format!("the reducer exited before reading all its input ({e})"),
+                &driven.stderr,
+            ),
+        ));
     }
     if let Err(e) = &driven.produced {
         return Err(fail(format!("failed to merge the reducer's input: {e}")));
