@@ -115,9 +115,11 @@ impl InvalidOutput {
         self.records == 0
     }
 
+    /// Counts one skipped line, keeping (and logging) the first few.
     pub fn add(&mut self, line: u64, message: String) {
         self.records += 1;
         if self.samples.len() < INVALID_SAMPLES {
+            tracing::warn!("invalid record at line {line}: {message}");
             self.samples.push(InvalidRecord { line, message });
         }
     }
