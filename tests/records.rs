@@ -364,3 +364,27 @@ fn reduce_uses_only_the_whole_lines_of_a_truncated_input() {
         "{stderr}"
     );
 }
+
+/// Regression: `driver_peak_rss_bytes` came from getrusage, whose peak survives execve: a
+/// driver started by a process holding hundreds of MiB reported that process's peak.
+#[test]
+fn driver_peak_rss_is_the_drivers_own() {
+    let t = TestContext::new();
+    cat_job(&t, true);
+    t.write("in/a", "k\tv\n");
+    // This process's resident memory, as the driver's parent, at the fork.
+    let ballast = vec![1u8; 400 << 20];
+    let out = t
+        .cmd()
+        .args(["run", "--config", "c.yml", "-o", "out.txt", "in/a"])
+        .assert()
+        .success();
+    assert_eq!(
+        std::hint::black_box(&ballast).iter().step_by(4096).count(),
+        102_400
+    );
+    drop(out);
+    let r = t.report("out.txt.report.json");
+    let rss = r["driver_peak_rss_bytes"].as_u64().expect("rss");
+    assert!(rss > 0 && rss < 200 << 20, "driver peak RSS {rss} bytes");
+}
