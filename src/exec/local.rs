@@ -201,6 +201,7 @@ pub async fn run_local(s: &RunSettings, cancel: CancellationToken) -> anyhow::Re
         // Reduce phase.
         let reduce_started = Instant::now();
         let dirs: Vec<PathBuf> = results.iter().filter_map(|(_, r)| r.dir.clone()).collect();
+        let runs_of = runs_by_partition(&dirs, s.plan.reducers);
         let reduce_dir = workdir.join("reduce");
         std::fs::create_dir_all(&reduce_dir)
             .with_context(|| format!("failed to create `{}`", reduce_dir.display()))?;
@@ -209,7 +210,7 @@ pub async fn run_local(s: &RunSettings, cancel: CancellationToken) -> anyhow::Re
         let mut reduced: Vec<(u32, Vec<TaskReport>, Option<PathBuf>)> = Vec::new();
         let mut stream = stream::iter(0..s.plan.reducers)
             .map(|p| {
-                let runs = runs_of(&dirs, p);
+                let runs = runs_of[p as usize].clone();
                 let out = reduce_dir.join(format!("part-{p:05}"));
                 let reducer = &reducer;
                 let cancel = &cancel;
@@ -535,23 +536,28 @@ fn load_done(dir: &Path) -> Option<TaskResult> {
     })
 }
 
-/// The runs of partition `p` in every map task directory, in task order.
-fn runs_of(dirs: &[PathBuf], p: u32) -> Vec<PathBuf> {
-    let suffix = format!("-part{p:05}");
-    let mut runs = Vec::new();
+/// The runs of every partition in the map task directories, each partition's in task
+/// order, then name order. Each directory is listed once, not once per reducer.
+fn runs_by_partition(dirs: &[PathBuf], reducers: u32) -> Vec<Vec<PathBuf>> {
+    let mut runs = vec![Vec::new(); reducers as usize];
     for d in dirs {
         let Ok(entries) = std::fs::read_dir(d) else {
             continue;
         };
-        let mut found: Vec<PathBuf> = entries
+        let mut found: Vec<(u32, PathBuf)> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().ends_with(&suffix))
+            .filter_map(|p| {
+                let name = p.file_name()?.to_str()?;
+                let (_, part) = name.rsplit_once("-part")?;
+                let part: u32 = part.parse().ok().filter(|_| part.len() == 5)?;
+                Some((part, p))
             })
+            .filter(|(part, _)| *part < reducers)
             .collect();
         found.sort();
-        runs.extend(found);
+        for (part, p) in found {
+            runs[part as usize].push(p);
+        }
     }
     runs
 }
@@ -775,4 +781,78 @@ fn copy_atomic(parts: &[PathBuf], target: &Path) -> anyhow::Result<()> {
     }
     out.publish()
         .with_context(|| format!("failed to publish `{}`", target.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_polymr_names_are_cleared() {
+        let ids: std::collections::HashSet<&str> = ["map-00000", "map-00001"].into();
+        for ours in [
+            "plan.json",
+            "reduce",
+            MARKER,
+            "map-00001",
+            "map-00000.attempt-2",
+            ".plan.json.a1B2c3.tmp",
+            "..polymr-workdir.xyz.tmp",
+        ] {
+            assert!(created_by_polymr(ours, &ids), "{ours}");
+        }
+        for theirs in [
+            "notes.txt",
+            "map-00002",
+            "map-00000.attempt-",
+            "map-00000.attempt-x",
+            ".plan.json",
+            "plan.json.bak",
+            "result.txt",
+        ] {
+            assert!(!created_by_polymr(theirs, &ids), "{theirs}");
+        }
+    }
+
+    #[test]
+    fn runs_are_listed_once_in_task_then_name_order() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let dirs: Vec<PathBuf> = ["map-00000", "map-00001"]
+            .iter()
+            .map(|n| d.path().join(n))
+            .collect();
+        for (dir, names) in dirs.iter().zip([
+            &[
+                "t-spill0001-part00001",
+                "t-spill0000-part00001",
+                "t-spill0000-part00000",
+            ][..],
+            &[
+                "u-spill0000-part00001",
+                "report.json",
+                "u-spill0000-part00007",
+            ][..],
+        ]) {
+            std::fs::create_dir_all(dir).expect("mkdir");
+            for n in names {
+                std::fs::write(dir.join(n), "").expect("write");
+            }
+        }
+        let runs = runs_by_partition(&dirs, 2);
+        let names = |p: usize| -> Vec<String> {
+            runs[p]
+                .iter()
+                .map(|r| r.file_name().unwrap_or_default().to_string_lossy().into())
+                .collect()
+        };
+        assert_eq!(names(0), vec!["t-spill0000-part00000"]);
+        assert_eq!(
+            names(1),
+            vec![
+                "t-spill0000-part00001",
+                "t-spill0001-part00001",
+                "u-spill0000-part00001"
+            ]
+        );
+    }
 }
