@@ -158,7 +158,7 @@ fn kill_9_then_resume_from_the_work_directory_printed_at_start() {
     t.write_exec(
         "map.sh",
         &format!(
-            "#!/bin/sh\ninput=$(cat)\ncase \"$input\" in *hang-me*) if [ -e {flag} ]; then echo $$ > {pid}; exec sleep 60; fi;; esac\nprintf '%s\\n' \"$input\" | awk '{{ print $1 \"\\t1\" }}'\n",
+            "#!/bin/sh\ninput=$(cat)\ncase \"$input\" in *hang-me*) if [ -e {flag} ]; then echo $$ > {pid}.tmp; mv {pid}.tmp {pid}; exec sleep 60; fi;; esac\nprintf '%s\\n' \"$input\" | awk '{{ print $1 \"\\t1\" }}'\n",
             flag = t.path("hang").display(),
             pid = pidfile.display()
         ),
