@@ -158,7 +158,7 @@ fn kill_9_then_resume_from_the_work_directory_printed_at_start() {
     t.write_exec(
         "map.sh",
         &format!(
-            "#!/bin/sh\ninput=$(cat)\ncase \"$input\" in *hang-me*) if [ -e {flag} ]; then echo $$ > {pid}.tmp; mv {pid}.tmp {pid}; exec sleep 60; fi;; esac\nprintf '%s\\n' \"$input\" | awk '{{ print $1 \"\\t1\" }}'\n",
+            "#!/bin/sh\ninput=$(cat)\ncase \"$input\" in *hang-me*) if [ -e {flag} ]; then echo $$ > {pid}; exec sleep 60; fi;; esac\nprintf '%s\\n' \"$input\" | awk '{{ print $1 \"\\t1\" }}'\n",
             flag = t.path("hang").display(),
             pid = pidfile.display()
         ),
@@ -181,13 +181,10 @@ fn kill_9_then_resume_from_the_work_directory_printed_at_start() {
         .stderr(Stdio::from(log))
         .spawn()
         .expect("spawn");
-    assert!(
-        wait_for_file(&pidfile, Duration::from_secs(30)),
-        "the second task never started"
-    );
+    let hung =
+        wait_for_pid(&pidfile, Duration::from_secs(30)).expect("the second task never started");
     kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("kill -9");
     wait_with_deadline(&mut child, Duration::from_secs(10));
-    let hung: i32 = t.read("hung.pid").trim().parse().expect("pid");
     let _ = kill(Pid::from_raw(hung), Signal::SIGKILL);
 
     let printed = announced_workdir(&t.read("stderr.log"))
