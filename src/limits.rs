@@ -12,8 +12,8 @@ use nix::sys::resource::{getrlimit, setrlimit, Resource};
 pub const MAX_REDUCERS: u32 = 10_000;
 /// More map tasks at once than this does not fit one machine.
 pub const MAX_MAPPERS: usize = 1024;
-/// Runs merged at once by a reducer (`shuffle::merge`'s `MAX_FAN_IN`).
-const MERGE_FAN_IN: u64 = 64;
+/// Runs merged at once by a reducer.
+const MERGE_FAN_IN: u64 = crate::shuffle::MAX_FAN_IN as u64;
 /// The driver's own descriptors: stdio, the async runtime, signal handling, logs, the work
 /// directory, an HTTP or S3 client. (Measured: about 12 for a local job.)
 const DRIVER_BASE: u64 = 16;
