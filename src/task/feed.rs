@@ -202,7 +202,12 @@ async fn feed_records(
                     continues,
                 } => emit(tx, opts, report, bytes, lines, continues).await?,
                 records::Framed::Oversize { line, len } => {
-                    oversize(input, opts.max_record_size, report, line, len)
+                    oversize(input, opts.max_record_size, report, line, len);
+                    if opts.helper_framing {
+                        // An empty record in its place: helpers count it as a line, so the
+                        // line numbers they report stay those of the file.
+                        send(tx, b"\n".to_vec()).await?;
+                    }
                 }
             }
         }
