@@ -381,6 +381,27 @@ fn flow_style_config_error_names_the_line() {
 // --- item 11: descriptor limits -------------------------------------------------------------
 
 /// polymr under `ulimit -Sn soft; ulimit -Hn hard`, in the context's directory.
+/// The raised limit is polymr's own: user code gets the soft limit polymr was started with
+/// (code that uses `select()` breaks on descriptors above 1024).
+#[test]
+fn children_get_the_soft_descriptor_limit_polymr_started_with() {
+    let t = TestContext::new();
+    t.write_exec(
+        "map.sh",
+        "#!/bin/sh\ncat >/dev/null\nprintf 'nofile\\t%s\\n' \"$(ulimit -Sn)\"\n",
+    );
+    t.write(
+        "c.yml",
+        "mapper: {language: binary, script: map.sh}\nrecord_format: lines\n",
+    );
+    t.write("in/a", "x\n");
+    limited(&t, 100, 4096)
+        .args(["map", "--config", "c.yml", "-o", "out.txt", "in/a"])
+        .assert()
+        .success();
+    assert_eq!(t.read("out.txt"), "nofile\t100\n");
+}
+
 fn limited(t: &TestContext, soft: u32, hard: u32) -> assert_cmd::Command {
     let mut c = assert_cmd::Command::new("sh");
     c.current_dir(t.root())
