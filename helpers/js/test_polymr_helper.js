@@ -304,7 +304,7 @@ describe('reduce', () => {
     });
     assert.strictEqual(p.status, 0, p.stderr.toString());
     assert.strictEqual(p.stdout.toString(),
-      "k\t[False, 'TypeError', 20000, 0, 19999, 199990000]\nz\t[True, 'yes', 1, 7, 7, 8]\n");
+      "k\t[False, 'TypeError', 20000, 0, 19999, 199990000]\nz\t[True, 'yes', 2, 7, 1, 8]\n");
   });
 
   test('a reduce exception exits 1', () => {

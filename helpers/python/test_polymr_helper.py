@@ -404,6 +404,64 @@ class ReduceTest(HelperTest):
         self.assertIn("ZeroDivisionError", err)
 
 
+class OrjsonFallbackTest(HelperTest):
+    """With orjson importable the helper parses with it, and falls back to json for a record
+    orjson refuses or would read differently: the values are exactly json.loads'."""
+
+    RECORDS = [
+        b'{"s": "lone \\ud800 surrogate", "t": "pair \\ud83d\\ude00"}',
+        b'{"n": 18446744073709551616, "m": -9223372036854775809}',
+        b'[1180591620717411303424, 9223372036854775807, 1.5, -0.0, 1e300]',
+        b'{"nan": NaN, "inf": -Infinity}',
+        b'"\\u00e9t\\u00e9 \xc3\xa9"',
+        b'{"n": 123, "s": "ordinary"}',
+    ]
+    MAPPER = """
+    import sys
+    print("orjson loaded:", "orjson" in sys.modules)
+
+    def mapper(uuid, file, js):
+        return "%s %r" % (uuid, js)
+    """
+    REDUCER = """
+    def reduce(key, values, context):
+        context.write(key, repr([(type(v).__name__, v) for v in values]))
+    """
+
+    def helper(self, python, role, source, stdin, env):
+        env = dict(os.environ, **env)
+        env.pop("PYTHONUNBUFFERED", None)
+        p = subprocess.run([python, HELPER, "--role", role, "--script", self.script(source), "--"],
+                           input=stdin, capture_output=True, env=env, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return p.stdout, p.stderr.decode()
+
+    def expected(self):
+        mapped = b"".join(b"u%d %s\n" % (i, repr(json.loads(r)).encode("utf-8", "surrogatepass")
+                                          .replace(b"\xed\xa0\x80", b"\xef\xbf\xbd"))
+                          for i, r in enumerate(self.RECORDS))
+        reduced = ("k\t%r\n" % [(type(v).__name__, v) for v in map(json.loads, self.RECORDS)])
+        return mapped, reduced.encode("utf-8", "surrogatepass").replace(b"\xed\xa0\x80", b"\xef\xbf\xbd")
+
+    def run_both(self, python, env):
+        stdin = F(0, "f") + b"".join(b"u%d\t%s\n" % (i, r) for i, r in enumerate(self.RECORDS))
+        mapped, err = self.helper(python, "map", self.MAPPER, stdin, env)
+        reduce_in = b"".join(b"k\t%s\n" % r for r in self.RECORDS)
+        reduced, _ = self.helper(python, "reduce", self.REDUCER, reduce_in, env)
+        return mapped, reduced, err
+
+    def test_orjson_gives_exactly_what_json_loads_gives(self):
+        skip_without_orjson(self)
+        mapped, reduced, err = self.run_both(ORJSON_PYTHON, {})
+        self.assertIn("orjson loaded: True", err)
+        self.assertEqual((mapped, reduced), self.expected())
+
+    def test_without_orjson_the_output_is_identical(self):
+        for python in [sys.executable] + ([ORJSON_PYTHON] if ORJSON_PYTHON else []):
+            mapped, reduced, err = self.run_both(python, {"POLYMR_HELPER_ORJSON": "0"})
+            self.assertIn("orjson loaded: False", err)
+            self.assertEqual((mapped, reduced), self.expected())
+
 # --- the shared conformance cases ---------------------------------------------------------
 
 def _text(x):
