@@ -1,22 +1,34 @@
 #!/usr/bin/env bash
-# The Python helper benchmark (issue 9): `polymr map` / `polymr run --mappers 2` on the original
-# API job (analysis-tools.yml: os_count.py, reducer.py) against the hand-written pipelines, side
-# by side in ONE hyperfine invocation per pair, with /usr/bin/python3 on both sides and
-# PYTHONUNBUFFERED unset. Each pair is run with orjson importable (PYTHONPATH=ORJSON, both
-# sides; only the helper imports it) and without (POLYMR_HELPER_ORJSON=0); BASE, a polymr
-# binary from before the change, runs beside it to show "without orjson, no slower".
+# The Python helper benchmark (issue 9): polymr's Python helper against the hand-written
+# pipelines, side by side in ONE hyperfine invocation per pair (the commands interleave run by
+# run), with /usr/bin/python3 on both sides and PYTHONUNBUFFERED unset. See bench/HELPER.md.
 #
 #   bash bench/helper.sh
 #
-# Environment: D [/tmp/bench-data/medium] (generated if missing), RUNS [5], WARMUP [1],
-# ORJSON (a directory with orjson for /usr/bin/python3) [target/orjson-site, made with
-# `pip install --target`], BASE [unset], OUT [bench/out/helper].
+# Pairs (PAIRS, default "map run tmap"):
+#   map   `polymr map` on the original-API job (analysis-tools.yml: os_count.py)
+#         vs `xz -dc FILES | python3 map.py`
+#   run   `polymr run --mappers 2` on it (with custom-reducers/reducer.py)
+#         vs `xz -dc FILES | python3 map.py | sort | python3 reduce.py`
+#   tmap  `polymr map` on the telemetry-server API job (bench/configs/telemetry-map.yml:
+#         map(key, dims, value, context) calls json.loads itself) vs the same pipeline as `map`
+# Each polymr side runs with orjson importable (PYTHONPATH=ORJSON: only the helper imports
+# it) and without (POLYMR_HELPER_ORJSON=0), and, when BASE names a polymr binary from before
+# the change, that binary too ("without orjson, no slower than before").
+#
+# Environment: D [/tmp/polymr-bench-medium] (generated with the peers' gen_telemetry.py if
+# missing), RUNS [5], WARMUP [1], ROUNDS [2], PAIRS, NICE (hyperfine's niceness: -10 puts both
+# sides ahead of niced builds on a shared machine) [unset], BASE [unset], ORJSON (a directory with orjson for
+# /usr/bin/python3) [target/orjson-site, made with `pip install --target`], OUT
+# [bench/out/helper].
 set -euo pipefail
 B="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$B")"
-D="${D:-/tmp/bench-data/medium}"
+D="${D:-/tmp/polymr-bench-medium}"
 RUNS="${RUNS:-5}"
 WARMUP="${WARMUP:-1}"
+ROUNDS="${ROUNDS:-2}"
+PAIRS="${PAIRS:-map run tmap}"
 PY=/usr/bin/python3
 ORJSON="${ORJSON:-$ROOT/target/orjson-site}"
 OUT="${OUT:-$B/out/helper}"
@@ -29,32 +41,101 @@ mkdir -p "$OUT"
 [ -d "$ORJSON/orjson" ] || $PY -m pip install --quiet --break-system-packages --target "$ORJSON" 'orjson==3.13.0'
 FILES="$(echo "$D"/xz/*/*/*/*/*.xz)"
 cd "$ROOT"
-pair() { # name, extra hyperfine args...
-    local name=$1; shift
-    hyperfine -N -w "$WARMUP" -r "$RUNS" --export-json "$OUT/$name.json" --export-markdown "$OUT/$name.md" "$@"
+
+busy_ticks() { awk '/^cpu / { print $2+$3+$4+$7+$8+$9, $5+$6 }' /proc/stat; }
+
+# hyperfine runs each command's runs back to back: ROUNDS invocations, the commands in
+# reverse order every other round, spread the machine's drift over both sides.
+pair() { # name round, hyperfine -n/command arguments...
+    local name=$1 round=$2 a ai b bi; shift 2
+    read -r a ai < <(busy_ticks)
+    ${NICE:+nice -n "$NICE"} hyperfine -N --style basic -w "$WARMUP" -r "$RUNS" --export-json "$OUT/$name.$round.json" \
+        --export-markdown "$OUT/$name.$round.md" "$@"
+    read -r b bi < <(busy_ticks)
+    echo "$a $ai $b $bi $(getconf CLK_TCK) $(nproc)" > "$OUT/$name.$round.ticks"
 }
-map_cmds=(
-  -n "polymr map (orjson)" "env PYTHONPATH=$ORJSON $POLYMR map --config analysis-tools.yml -o $OUT/m1.txt $FILES"
-  -n "polymr map (json)" "env POLYMR_HELPER_ORJSON=0 $POLYMR map --config analysis-tools.yml -o $OUT/m2.txt $FILES"
-  -n "xz -dc | map.py" "sh -c 'xz -dc $FILES | PYTHONPATH=$ORJSON $PY $SHARED/map.py > $OUT/p1.txt'"
-)
-run_cmds=(
-  -n "polymr run (orjson)" "env PYTHONPATH=$ORJSON $POLYMR run --mappers 2 --config analysis-tools.yml -o $OUT/r1.txt $FILES"
-  -n "polymr run (json)" "env POLYMR_HELPER_ORJSON=0 $POLYMR run --mappers 2 --config analysis-tools.yml -o $OUT/r2.txt $FILES"
-  -n "xz | map.py | sort | reduce.py" "sh -c 'xz -dc $FILES | $PY $SHARED/map.py | sort | $PY $SHARED/reduce.py > $OUT/p2.txt'"
-)
-if [ -n "${BASE:-}" ]; then
-  map_cmds+=(-n "polymr map (before)" "$BASE map --config analysis-tools.yml -o $OUT/m3.txt $FILES")
-  run_cmds+=(-n "polymr run (before)" "$BASE run --mappers 2 --config analysis-tools.yml -o $OUT/r3.txt $FILES")
-fi
-pair map "${map_cmds[@]}"
-pair run "${run_cmds[@]}"
-$PY - "$OUT" <<'PY'
-import json, sys, os
-for name in ("map", "run"):
-    r = json.load(open(os.path.join(sys.argv[1], name + ".json")))["results"]
-    base = r[2]["median"]
-    for x in r:
-        print("%-4s %-32s median %6.2fs  user+sys %6.2fs  ratio %.2f" % (
-            name, x["command"], x["median"], x["user"] + x["system"], x["median"] / base))
+
+cmds=()
+add() { cmds+=(-n "$1" "$2"); }
+reversed() { # the -n NAME CMD triples of cmds, last first
+    local i
+    for ((i = ${#cmds[@]} - 3; i >= 0; i -= 3)); do printf '%s\0' "${cmds[@]:i:3}"; done
+}
+for p in $PAIRS; do
+    cmds=()
+    case $p in
+    map|tmap)
+        cfg=analysis-tools.yml
+        [ "$p" = tmap ] && cfg=bench/configs/telemetry-map.yml
+        add "polymr $p (orjson)" "env PYTHONPATH=$ORJSON $POLYMR map --config $cfg -o $OUT/$p-orjson.txt $FILES"
+        add "polymr $p (json)" "env POLYMR_HELPER_ORJSON=0 $POLYMR map --config $cfg -o $OUT/$p-json.txt $FILES"
+        [ -n "${BASE:-}" ] && add "polymr $p (before)" "$BASE map --config $cfg -o $OUT/$p-before.txt $FILES"
+        [ "$p" = map ] && add "polymr map (cat > /dev/null)" "$POLYMR map --config bench/configs/cat.yml -o $OUT/floor.out $FILES"
+        add "xz -dc | map.py" "sh -c 'xz -dc $FILES | $PY $SHARED/map.py > $OUT/$p-pipe.txt'"
+        ;;
+    run)
+        add "polymr run (orjson)" "env PYTHONPATH=$ORJSON $POLYMR run --mappers 2 --config analysis-tools.yml -o $OUT/run-orjson.txt $FILES"
+        add "polymr run (json)" "env POLYMR_HELPER_ORJSON=0 $POLYMR run --mappers 2 --config analysis-tools.yml -o $OUT/run-json.txt $FILES"
+        [ -n "${BASE:-}" ] && add "polymr run (before)" "$BASE run --mappers 2 --config analysis-tools.yml -o $OUT/run-before.txt $FILES"
+        add "xz | map.py | sort | reduce.py" "sh -c 'xz -dc $FILES | $PY $SHARED/map.py | sort | $PY $SHARED/reduce.py > $OUT/run-pipe.txt'"
+        ;;
+    *) echo "unknown pair $p" >&2; exit 2 ;;
+    esac
+    for r in $(seq 1 "$ROUNDS"); do
+        if [ $((r % 2)) = 1 ]; then
+            pair "$p" "$r" "${cmds[@]}"
+        else
+            mapfile -d '' rev < <(reversed)
+            pair "$p" "$r" "${rev[@]}"
+        fi
+    done
+done
+
+# Summary per pair and command: the median over rounds of the round's median wall time, the
+# mean CPU (user+sys of the whole process tree), the ratio to the pipeline (median over
+# rounds of the ratio measured in the round), the other load on the machine while the pair
+# ran (CPU time not accounted to the commands, % of all cores), and the output's counts.
+$PY - "$OUT" "$D/expected_os_counts.tsv" "$ROUNDS" $PAIRS <<'PY'
+import json, os, statistics, sys
+out, expected_file, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+expected = {}
+for line in open(expected_file):
+    k, v = line.split()
+    expected[k] = int(v)
+
+def counts(path):
+    c = {}
+    for line in open(path, encoding="utf-8", errors="replace"):
+        f = line.split()
+        if len(f) == 2:
+            c[f[0]] = c.get(f[0], 0) + int(f[1])
+    return c
+
+PIPE = ("xz -dc | map.py", "xz | map.py | sort | reduce.py")
+for name in sys.argv[4:]:
+    wall, cpu, ratio, others = {}, {}, {}, []
+    order = []
+    for r in range(1, rounds + 1):
+        res = json.load(open(os.path.join(out, "%s.%d.json" % (name, r))))["results"]
+        a, ai, b, bi, hz, ncpu = map(int, open(os.path.join(out, "%s.%d.ticks" % (name, r))).read().split())
+        busy, total = (b - a) / hz, (b - a + bi - ai) / hz
+        ours = sum((x["user"] + x["system"]) * len(x["times"]) for x in res)
+        others.append(max(0.0, busy - ours) / total * 100 if total else 0.0)
+        pipe = [x for x in res if x["command"] in PIPE][0]["median"]
+        for x in res:
+            c = x["command"]
+            if c not in order:
+                order.append(c)
+            wall.setdefault(c, []).append(x["median"])
+            cpu.setdefault(c, []).append(x["user"] + x["system"])
+            ratio.setdefault(c, []).append(x["median"] / pipe)
+    print("%s: %d round(s); other load while it ran: %s%% of %d cores" % (
+        name, rounds, "/".join("%.0f" % o for o in others), ncpu))
+    for c in order:
+        print("  %-30s wall %6.2fs  cpu %6.2fs  ratio %.2f  (rounds: %s)" % (
+            c, statistics.median(wall[c]), statistics.mean(cpu[c]), statistics.median(ratio[c]),
+            " ".join("%.2f" % x for x in ratio[c])))
+for f in sorted(os.listdir(out)):
+    if f.endswith(".txt"):
+        print("  counts %-20s %s" % (f, "ok" if counts(os.path.join(out, f)) == expected else "MISMATCH"))
 PY
