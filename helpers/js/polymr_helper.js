@@ -808,13 +808,16 @@ class SpilledValues {
   * values() {
     this.flush();
     let pos = 0;
-    let carry = '';
+    let carry = null; // the bytes of an unfinished value (a chunk may end inside a character)
     while (pos < this.end) {
       const len = Math.min(OUT_LIMIT, this.end - pos);
-      const text = carry + this.readAt(pos, len).toString('utf8');
+      let buf = this.readAt(pos, len);
       pos += len;
-      const lines = text.split('\n');
-      carry = lines.pop();
+      if (carry !== null) buf = Buffer.concat([carry, buf]);
+      const last = buf.lastIndexOf(10);
+      carry = last + 1 < buf.length ? buf.subarray(last + 1) : null;
+      if (last === -1) continue;
+      const lines = buf.toString('utf8', 0, last).split('\n');
       for (const l of lines) yield decodeValue(l);
     }
   }

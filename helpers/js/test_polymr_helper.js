@@ -307,6 +307,23 @@ describe('reduce', () => {
       "k\t[False, 'TypeError', 20000, 0, 19999, 199990000]\nz\t[True, 'yes', 2, 7, 1, 8]\n");
   });
 
+  test('spilled values with multibyte text read back whole across read chunks', () => {
+    const source = `
+      exports.reduce = (key, values, context) => {
+        let n = 0;
+        let bad = 0;
+        for (const v of values) { if (v !== 'é€😀'.repeat(7) + n) bad++; n++; }
+        context.write(key, [n, bad, values[n - 1] === 'é€😀'.repeat(7) + (n - 1)]);
+      };`;
+    const file = script(source);
+    const stdin = Array.from({ length: 30000 }, (_, i) => `k\t"${'é€😀'.repeat(7)}${i}"\n`).join('');
+    const p = spawnSync(process.execPath, args('reduce', file), {
+      input: stdin, env: { ...process.env, POLYMR_HELPER_VALUES_MEMORY: '10000' }, timeout: 60000,
+    });
+    assert.strictEqual(p.status, 0, p.stderr.toString());
+    assert.strictEqual(p.stdout.toString(), 'k\t[30000, 0, True]\n');
+  });
+
   test('a reduce exception exits 1', () => {
     const r = run('reduce', 'exports.reduce = (key, values) => { null.x; };\n', 'a 1\n', ['--separator', ' ']);
     assert.strictEqual(r.rc, 1);
