@@ -12,6 +12,8 @@
 #         vs `xz -dc FILES | python3 map.py | sort | python3 reduce.py`
 #   tmap  `polymr map` on the telemetry-server API job (bench/configs/telemetry-map.yml:
 #         map(key, dims, value, context) calls json.loads itself) vs the same pipeline as `map`
+#   py    (not by default) the Python side alone: the helper with os_count.py over the
+#         decompressed records in a file vs `python3 map.py` over them (no decompression)
 # Each polymr side runs with orjson importable (PYTHONPATH=ORJSON: only the helper imports
 # it) and without (POLYMR_HELPER_ORJSON=0), and, when BASE names a polymr binary from before
 # the change, that binary too ("without orjson, no slower than before").
@@ -79,6 +81,16 @@ for p in $PAIRS; do
         [ -n "${BASE:-}" ] && add "polymr run (before)" "$BASE run --mappers 2 --config analysis-tools.yml -o $OUT/run-before.txt $FILES"
         add "xz | map.py | sort | reduce.py" "sh -c 'xz -dc $FILES | $PY $SHARED/map.py | sort | $PY $SHARED/reduce.py > $OUT/run-pipe.txt'"
         ;;
+    py)
+        # The Python side alone, without decompression or the driver: the helper reading the
+        # decompressed records in its own input format vs map.py reading them.
+        [ -f "$OUT/records.txt" ] || { xz -dc $FILES > "$OUT/records.tmp" && mv "$OUT/records.tmp" "$OUT/records.txt"; }
+        [ -f "$OUT/helper-in.txt" ] || { { printf '\0F\t0\t[]\tall\n'; cat "$OUT/records.txt"; } > "$OUT/helper-in.tmp" && mv "$OUT/helper-in.tmp" "$OUT/helper-in.txt"; }
+        h="$PY helpers/python/polymr_helper.py --role map --script custom-mappers/os_count.py"
+        add "helper (orjson)" "sh -c 'PYTHONPATH=$ORJSON $h < $OUT/helper-in.txt > $OUT/py-orjson.txt'"
+        add "helper (json)" "sh -c 'POLYMR_HELPER_ORJSON=0 $h < $OUT/helper-in.txt > $OUT/py-json.txt'"
+        add "map.py" "sh -c '$PY $SHARED/map.py < $OUT/records.txt > $OUT/py-pipe.txt'"
+        ;;
     *) echo "unknown pair $p" >&2; exit 2 ;;
     esac
     for r in $(seq 1 "$ROUNDS"); do
@@ -95,47 +107,4 @@ done
 # mean CPU (user+sys of the whole process tree), the ratio to the pipeline (median over
 # rounds of the ratio measured in the round), the other load on the machine while the pair
 # ran (CPU time not accounted to the commands, % of all cores), and the output's counts.
-$PY - "$OUT" "$D/expected_os_counts.tsv" "$ROUNDS" $PAIRS <<'PY'
-import json, os, statistics, sys
-out, expected_file, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
-expected = {}
-for line in open(expected_file):
-    k, v = line.split()
-    expected[k] = int(v)
-
-def counts(path):
-    c = {}
-    for line in open(path, encoding="utf-8", errors="replace"):
-        f = line.split()
-        if len(f) == 2:
-            c[f[0]] = c.get(f[0], 0) + int(f[1])
-    return c
-
-PIPE = ("xz -dc | map.py", "xz | map.py | sort | reduce.py")
-for name in sys.argv[4:]:
-    wall, cpu, ratio, others = {}, {}, {}, []
-    order = []
-    for r in range(1, rounds + 1):
-        res = json.load(open(os.path.join(out, "%s.%d.json" % (name, r))))["results"]
-        a, ai, b, bi, hz, ncpu = map(int, open(os.path.join(out, "%s.%d.ticks" % (name, r))).read().split())
-        busy, total = (b - a) / hz, (b - a + bi - ai) / hz
-        ours = sum((x["user"] + x["system"]) * len(x["times"]) for x in res)
-        others.append(max(0.0, busy - ours) / total * 100 if total else 0.0)
-        pipe = [x for x in res if x["command"] in PIPE][0]["median"]
-        for x in res:
-            c = x["command"]
-            if c not in order:
-                order.append(c)
-            wall.setdefault(c, []).append(x["median"])
-            cpu.setdefault(c, []).append(x["user"] + x["system"])
-            ratio.setdefault(c, []).append(x["median"] / pipe)
-    print("%s: %d round(s); other load while it ran: %s%% of %d cores" % (
-        name, rounds, "/".join("%.0f" % o for o in others), ncpu))
-    for c in order:
-        print("  %-30s wall %6.2fs  cpu %6.2fs  ratio %.2f  (rounds: %s)" % (
-            c, statistics.median(wall[c]), statistics.mean(cpu[c]), statistics.median(ratio[c]),
-            " ".join("%.2f" % x for x in ratio[c])))
-for f in sorted(os.listdir(out)):
-    if f.endswith(".txt"):
-        print("  counts %-20s %s" % (f, "ok" if counts(os.path.join(out, f)) == expected else "MISMATCH"))
-PY
+$PY "$B/helper_summary.py" "$OUT" "$D/expected_os_counts.tsv" "$ROUNDS" $PAIRS | tee "$OUT/summary.txt"
