@@ -9,7 +9,7 @@
 #   BEFORE=/tmp/polymr-base-wt9 bash bench/shuffle-ab.sh
 #
 # Environment: BEFORE (required), DATA [/tmp/bench-data], BYTES [500000000], MEM [128MiB],
-# RUNS [5], WARMUP [1], NICE (hyperfine's niceness) [unset], OUT [bench/out/shuffle-ab].
+# RUNS [5], WARMUP [1], REVERSE (1: `after` runs first) [0], NICE (hyperfine's niceness) [unset], OUT [bench/out/shuffle-ab].
 set -euo pipefail
 B="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$B")"
@@ -52,10 +52,12 @@ fi
 lines=$(wc -l < "$f")
 busy_ticks() { awk '/^cpu / { print $2+$3+$4+$7+$8+$9, $5+$6 }' /proc/stat; }
 read -r a ai < <(busy_ticks)
+cmds=(-n before "$OUT/before reduce --config $OUT/wc.yml --sort-memory $MEM -o $OUT/before.txt $f"
+      -n after "$OUT/after reduce --config $OUT/wc.yml --sort-memory $MEM -o $OUT/after.txt $f")
+# hyperfine runs each command's runs back to back: REVERSE=1 times `after` first.
+[ "${REVERSE:-0}" = 1 ] && cmds=("${cmds[@]:3:3}" "${cmds[@]:0:3}")
 ${NICE:+nice -n "$NICE"} hyperfine -N --style basic -w "$WARMUP" -r "$RUNS" --export-json "$OUT/shuffle.json" \
-    --export-markdown "$OUT/shuffle.md" \
-    -n before "$OUT/before reduce --config $OUT/wc.yml --sort-memory $MEM -o $OUT/before.txt $f" \
-    -n after "$OUT/after reduce --config $OUT/wc.yml --sort-memory $MEM -o $OUT/after.txt $f"
+    --export-markdown "$OUT/shuffle.md" "${cmds[@]}"
 read -r b bi < <(busy_ticks)
 for s in before after; do
     got=$(tr -d ' \n' < "$OUT/$s.txt")
@@ -63,7 +65,7 @@ for s in before after; do
 done
 /usr/bin/python3 - "$OUT/shuffle.json" "$a" "$ai" "$b" "$bi" "$(getconf CLK_TCK)" "$(nproc)" "$lines" "$f" <<'PY'
 import json, sys
-r = json.load(open(sys.argv[1]))["results"]
+r = sorted(json.load(open(sys.argv[1]))["results"], key=lambda x: x["command"] != "before")
 a, ai, b, bi, hz, ncpu = map(int, sys.argv[2:8])
 busy, total = (b - a) / hz, (b - a + bi - ai) / hz
 ours = sum((x["user"] + x["system"]) * len(x["times"]) for x in r)

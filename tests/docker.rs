@@ -492,7 +492,11 @@ fn image_python_imports_the_pinned_orjson() {
         &strs(&["--entrypoint", "python3"]),
         &["-c", "import orjson; print(orjson.__version__)"],
     );
-    assert!(r.ok(), "python3 -c 'import orjson' failed in the image: {}", r.describe());
+    assert!(
+        r.ok(),
+        "python3 -c 'import orjson' failed in the image: {}",
+        r.describe()
+    );
     assert_eq!(r.out().trim(), "3.13.0");
 }
 
