@@ -7,11 +7,12 @@
 // helpers/PROTOCOL.md is the contract. Built-in modules only, one CommonJS file: the driver
 // embeds it and writes it alone into a temporary directory.
 //
-// I/O is synchronous on purpose (fs.readSync on fd 0, fs.writeSync on fd 1): a blocking write
-// into a full pipe *is* backpressure, and a synchronous reader lets the telemetry reduce API
-// hand the user a real one-pass iterator streamed from stdin, as in Python, instead of an
-// array of every value of a key. Records are split from 64 KiB chunks by hand (readline is
-// slow) and output leaves in ~64 KiB writes.
+// The telemetry API follows mozilla/telemetry-server's job.py as the Python helper does, so
+// that a job ported line by line behaves the same (helpers/conformance/cases.json holds the
+// cases both helpers must pass). I/O is synchronous on purpose (fs.readSync on fd 0,
+// fs.writeSync on fd 1): a blocking write into a full pipe *is* backpressure, and user
+// functions are called synchronously. Records are split from 64 KiB chunks by hand (readline
+// is slow) and output leaves in ~64 KiB writes.
 'use strict';
 
 const fs = require('fs');
