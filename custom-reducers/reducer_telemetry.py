@@ -1,8 +1,8 @@
 # Sum the counts of each key -- mozilla/telemetry-server's MapReduce API.
 #
-# `values` is a one-pass iterator of the JSON-decoded values of one key (streamed,
-# so a key may have more values than fit in memory); output goes through
-# context.write(key, value). combine() runs on each map task's output before the
+# `values` is a list of the JSON-decoded values of one key, in the order they were
+# written (as job.py's Collector gave them; past POLYMR_HELPER_VALUES_MEMORY it is a
+# read-only sequence spilled to disk); output goes through context.write(key, value). combine() runs on each map task's output before the
 # shuffle, so it must give what reduce() accepts: here both are the same sum.
 
 

@@ -3,14 +3,19 @@
 # packages alone, for machines that reach no container registry:
 #
 #   debootstrap --variant=minbase --include=python3,nodejs,ca-certificates SUITE ROOTFS MIRROR
+#   pip download orjson==ORJSON_VERSION (the wheel for the rootfs's CPython), unpacked into
+#       ROOTFS/usr/lib/python3/dist-packages (Debian has no orjson package)
 #   tar -C ROOTFS -c . | docker import - IMAGE
 #
-# Called by `make base-image`. Does nothing when IMAGE exists already, unless FORCE=1.
-# Needs root (debootstrap), installs debootstrap with apt-get when it is missing, and takes
-# the Debian mirror from this machine's apt sources unless MIRROR is given.
+# Called by `make base-image`. Does nothing when IMAGE exists already with that orjson,
+# unless FORCE=1. Needs root (debootstrap), installs debootstrap with apt-get when it is
+# missing, takes the Debian mirror from this machine's apt sources unless MIRROR is given,
+# and the wheel from PyPI with the host's pip (kept in WHEELS for the next build).
 #
 # Environment: BASE_IMAGE (default polymr-base:bookworm), SUITE (bookworm),
-# ROOTFS (target/base-image/rootfs), MIRROR (from apt's sources), FORCE (unset).
+# ROOTFS (target/base-image/rootfs), MIRROR (from apt's sources), FORCE (unset),
+# ORJSON_VERSION (3.13.0; empty: no orjson), WHEELS (target/base-image/wheels),
+# PIP (python3 -m pip).
 set -euo pipefail
 
 BASE_IMAGE=${BASE_IMAGE:-polymr-base:bookworm}
@@ -18,6 +23,9 @@ SUITE=${SUITE:-bookworm}
 ROOTFS=${ROOTFS:-target/base-image/rootfs}
 MIRROR=${MIRROR:-}
 FORCE=${FORCE:-}
+ORJSON_VERSION=${ORJSON_VERSION-3.13.0}
+WHEELS=${WHEELS:-target/base-image/wheels}
+PIP=${PIP:-python3 -m pip}
 PACKAGES=python3,nodejs,ca-certificates
 
 say() { echo "base-image: $*" >&2; }
@@ -25,8 +33,13 @@ die() { say "$*"; exit 1; }
 
 command -v docker >/dev/null 2>&1 || die "docker is not installed"
 if [ "$FORCE" != 1 ] && docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
-    say "$BASE_IMAGE exists (FORCE=1 rebuilds it)"
-    exit 0
+    # An image from before orjson was added is rebuilt once.
+    if [ -z "$ORJSON_VERSION" ] || docker run --rm --entrypoint python3 "$BASE_IMAGE" -c \
+            "import orjson, sys; sys.exit(orjson.__version__ != '$ORJSON_VERSION')" >/dev/null 2>&1; then
+        say "$BASE_IMAGE exists (FORCE=1 rebuilds it)"
+        exit 0
+    fi
+    say "$BASE_IMAGE exists without orjson $ORJSON_VERSION: rebuilding it"
 fi
 
 if [ "$(id -u)" -eq 0 ]; then SUDO=""
@@ -104,6 +117,34 @@ if ! $SUDO "$DEBOOTSTRAP" --variant=minbase --include="$PACKAGES" "$SUITE" "$ROO
     tail -n 30 "$ROOTFS.log" >&2
     [ -f "$ROOTFS/debootstrap/debootstrap.log" ] && tail -n 30 "$ROOTFS/debootstrap/debootstrap.log" >&2
     die "debootstrap failed (full log: $ROOTFS.log)"
+fi
+
+# orjson, which the Python helper parses JSON with when it is importable: the manylinux wheel
+# for the rootfs's CPython and this machine's architecture, unpacked where Debian's python3
+# looks (a wheel is a zip of the package and its metadata; nothing to compile or run).
+if [ -n "$ORJSON_VERSION" ]; then
+    py=$(basename "$(readlink -f "$ROOTFS/usr/bin/python3")")    # python3.11
+    pyver=${py#python}
+    case "$pyver" in 3.[0-9]*) ;; *) die "cannot tell the rootfs's Python version (got '$py')" ;; esac
+    arch=$(uname -m)
+    mkdir -p "$WHEELS"
+    wheel=$(ls "$WHEELS"/orjson-"$ORJSON_VERSION"-cp"${pyver/./}"-*manylinux*"$arch"*.whl 2>/dev/null | head -n 1 || true)
+    if [ -z "$wheel" ]; then
+        say "downloading orjson $ORJSON_VERSION for CPython $pyver ($arch) from PyPI"
+        $PIP download --quiet --no-deps --only-binary=:all: --implementation cp \
+            --python-version "$pyver" --platform "manylinux_2_17_$arch" \
+            --dest "$WHEELS" "orjson==$ORJSON_VERSION" \
+            || die "could not download the orjson $ORJSON_VERSION wheel (ORJSON_VERSION= builds without it)"
+        wheel=$(ls "$WHEELS"/orjson-"$ORJSON_VERSION"-cp"${pyver/./}"-*manylinux*"$arch"*.whl | head -n 1)
+    fi
+    site="$ROOTFS/usr/lib/python3/dist-packages"
+    say "installing $(basename "$wheel") into $site"
+    $SUDO mkdir -p "$site"
+    $SUDO python3 -m zipfile -e "$wheel" "$site" || die "could not unpack $wheel"
+    $SUDO chmod -R a+rX "$site"
+    $SUDO chroot "$ROOTFS" /usr/bin/python3 -c \
+        "import orjson, sys; sys.exit(orjson.__version__ != '$ORJSON_VERSION')" \
+        || die "orjson $ORJSON_VERSION does not import in the image's Python"
 fi
 
 # What a runtime image does not need: downloaded packages, package lists, docs.

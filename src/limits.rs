@@ -4,6 +4,7 @@
 //! aborting or failing half-way.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 
@@ -12,22 +13,47 @@ use nix::sys::resource::{getrlimit, setrlimit, Resource};
 pub const MAX_REDUCERS: u32 = 10_000;
 /// More map tasks at once than this does not fit one machine.
 pub const MAX_MAPPERS: usize = 1024;
-/// Runs merged at once by a reducer (`shuffle::merge`'s `MAX_FAN_IN`).
-const MERGE_FAN_IN: u64 = 64;
+/// Runs merged at once by a reducer.
+const MERGE_FAN_IN: u64 = crate::shuffle::MAX_FAN_IN as u64;
 /// The driver's own descriptors: stdio, the async runtime, signal handling, logs, the work
 /// directory, an HTTP or S3 client. (Measured: about 12 for a local job.)
 const DRIVER_BASE: u64 = 16;
 /// A child: the three pipe ends polymr keeps, and the child's ends while it is spawned.
 const CHILD: u64 = 6;
 
+/// The soft RLIMIT_NOFILE polymr started with, when it raised it; 0 when it did not.
+static ORIGINAL_SOFT_NOFILE: AtomicU64 = AtomicU64::new(0);
+
 /// Raises the soft RLIMIT_NOFILE to the hard limit, as most servers do, and returns the
 /// limit now in force. A failure leaves the limit as it was.
 pub fn raise_nofile() -> Option<u64> {
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
     if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        ORIGINAL_SOFT_NOFILE.store(soft, Ordering::Relaxed);
         return Some(hard);
     }
     Some(soft)
+}
+
+/// Gives a child the soft descriptor limit polymr was started with: user code may use
+/// `select()`, which breaks on descriptors above 1024 (systemd restores it the same way).
+/// Called between fork and exec, so it only reads an atomic and calls setrlimit(2).
+pub fn restore_nofile_for_child() {
+    let soft = ORIGINAL_SOFT_NOFILE.load(Ordering::Relaxed);
+    if soft == 0 {
+        return;
+    }
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit are async-signal-safe and only touch `lim`.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && soft < lim.rlim_cur {
+            lim.rlim_cur = soft as libc::rlim_t;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
 }
 
 /// The soft and hard RLIMIT_NOFILE in force.

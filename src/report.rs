@@ -120,9 +120,11 @@ impl InvalidOutput {
         self.records == 0
     }
 
+    /// Counts one skipped line, keeping (and logging) the first few.
     pub fn add(&mut self, line: u64, message: String) {
         self.records += 1;
         if self.samples.len() < INVALID_SAMPLES {
+            tracing::warn!("invalid record at line {line}: {message}");
             self.samples.push(InvalidRecord { line, message });
         }
     }
@@ -241,8 +243,21 @@ pub struct TaskReport {
     pub driver_peak_rss_bytes: u64,
 }
 
-/// Peak RSS of this process so far.
+/// Peak RSS of this process so far. From the kernel's high-water mark of this process image
+/// (`VmHWM`): getrusage's `ru_maxrss` survives execve, so a driver started by a large
+/// process would report that process's peak as its own.
 pub fn driver_peak_rss() -> u64 {
+    let hwm = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        });
+    if let Some(kib) = hwm {
+        return kib * 1024;
+    }
     nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)
         .map(|u| u64::try_from(u.max_rss()).unwrap_or(0) * 1024)
         .unwrap_or(0)

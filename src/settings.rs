@@ -511,3 +511,26 @@ impl OutputTarget {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sort_memory_is_bounded_by_the_machine() {
+        let gib = 1u64 << 30;
+        assert!(check_sort_memory("1G", 1 << 30, Some(8 * gib)).is_ok());
+        let e = check_sort_memory("16G", 16 << 30, Some(8 * gib)).expect_err("too big");
+        assert!(e.0.contains("16G") && e.0.contains("8.0 GiB"), "{}", e.0);
+        assert!(check_sort_memory("512K", 512 << 10, Some(8 * gib)).is_err());
+        assert!(check_sort_memory("16G", 16 << 30, None).is_ok());
+    }
+
+    #[test]
+    fn counts_are_bounded() {
+        assert!(check_count("--reducers", 0, 10).is_err());
+        assert!(check_count("--reducers", 10, 10).is_ok());
+        let e = check_count("--reducers", 4_000_000_000, 10).expect_err("too many");
+        assert!(e.0.contains("4000000000"), "{}", e.0);
+    }
+}

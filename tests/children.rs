@@ -325,12 +325,8 @@ fn mapper_dies_when_polymr_is_killed_with_sigkill() {
         .args(["map", "--config", "c.yml", "in/a"])
         .spawn()
         .expect("spawn");
-    assert!(
-        wait_for_file(&t.path("child.pid"), Duration::from_secs(20)),
-        "mapper did not start"
-    );
-    std::thread::sleep(Duration::from_millis(100));
-    let mapper: i32 = t.read("child.pid").trim().parse().expect("pid");
+    let mapper =
+        wait_for_pid(&t.path("child.pid"), Duration::from_secs(20)).expect("mapper did not start");
     kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("signal");
     wait_with_deadline(&mut child, Duration::from_secs(5));
     let started = Instant::now();

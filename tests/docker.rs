@@ -483,6 +483,23 @@ fn image_runs_a_whole_javascript_job_with_the_base_images_node() {
     assert_eq!(t.read("out/result.txt"), expected_result());
 }
 
+#[test]
+fn image_python_imports_the_pinned_orjson() {
+    let Some(_) = image() else { return };
+    // The Python helper parses JSON with orjson when it imports: `make base-image` puts the
+    // pinned wheel into the image's Python (Debian has no package for it).
+    let r = Container::new("orjson").run(
+        &strs(&["--entrypoint", "python3"]),
+        &["-c", "import orjson; print(orjson.__version__)"],
+    );
+    assert!(
+        r.ok(),
+        "python3 -c 'import orjson' failed in the image: {}",
+        r.describe()
+    );
+    assert_eq!(r.out().trim(), "3.13.0");
+}
+
 /// Every file under `dir`, recursively.
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = vec![];

@@ -190,7 +190,7 @@ fn sigterm_kills_the_process_group_and_cleans_up() {
         .spawn()
         .expect("spawn");
     assert!(
-        wait_for_file(&t.path("child.pid"), Duration::from_secs(20)),
+        wait_for_pid(&t.path("child.pid"), Duration::from_secs(20)).is_some(),
         "mapper did not start"
     );
     let grandchild: i32 = t.read("grandchild.pid").trim().parse().expect("pid");
@@ -221,7 +221,7 @@ fn second_sigint_kills_at_once_even_if_the_mapper_ignores_sigterm() {
         .spawn()
         .expect("spawn");
     assert!(
-        wait_for_file(&t.path("child.pid"), Duration::from_secs(20)),
+        wait_for_pid(&t.path("child.pid"), Duration::from_secs(20)).is_some(),
         "mapper did not start"
     );
     let mapper: i32 = t.read("child.pid").trim().parse().expect("pid");

@@ -364,3 +364,68 @@ fn reduce_uses_only_the_whole_lines_of_a_truncated_input() {
         "{stderr}"
     );
 }
+
+/// Regression: `driver_peak_rss_bytes` came from getrusage, whose peak survives execve: a
+/// driver started by a process holding hundreds of MiB reported that process's peak.
+#[test]
+fn driver_peak_rss_is_the_drivers_own() {
+    let t = TestContext::new();
+    cat_job(&t, true);
+    t.write("in/a", "k\tv\n");
+    // This process's resident memory, as the driver's parent, at the fork.
+    let ballast = vec![1u8; 400 << 20];
+    let out = t
+        .cmd()
+        .args(["run", "--config", "c.yml", "-o", "out.txt", "in/a"])
+        .assert()
+        .success();
+    assert_eq!(
+        std::hint::black_box(&ballast).iter().step_by(4096).count(),
+        102_400
+    );
+    drop(out);
+    let r = t.report("out.txt.report.json");
+    let rss = r["driver_peak_rss_bytes"].as_u64().expect("rss");
+    assert!(rss > 0 && rss < 200 << 20, "driver peak RSS {rss} bytes");
+}
+
+/// Regression: the helpers number lines by the records they receive, so after a line the
+/// driver skipped for its length, every invalid record a helper reported was one line early.
+#[test]
+fn helper_line_numbers_stay_those_of_the_file_after_a_skipped_long_line() {
+    let t = TestContext::new();
+    t.write(
+        "map.py",
+        "def mapper(uuid, file, js):\n    return '%s 1\\n' % js['os']\n",
+    );
+    t.write("c.yml", "mapper: {language: python, script: map.py}\n");
+    let long = "x".repeat(5000);
+    t.write(
+        "in/a",
+        format!("u1\t{{\"os\": \"Linux\"}}\nu2\t{{\"os\": \"{long}\"}}\nu3\t{{\"os\": \"Darwin\"}}\nu4\t{{not json\nu5\t{{\"os\": \"WINNT\"}}\n"),
+    );
+    t.cmd()
+        .args([
+            "map",
+            "--config",
+            "c.yml",
+            "--max-record-size",
+            "4KiB",
+            "-o",
+            "m.txt",
+            "in/a",
+        ])
+        .assert()
+        .success();
+    assert_eq!(t.read("m.txt"), "Linux 1\nDarwin 1\nWINNT 1\n");
+    let r = t.report("m.txt.report.json");
+    let input = &r["inputs"][0];
+    assert_eq!(input["invalid_records"], 2, "{r}");
+    let lines: Vec<u64> = input["invalid_samples"]
+        .as_array()
+        .expect("samples")
+        .iter()
+        .map(|s| s["line"].as_u64().expect("line"))
+        .collect();
+    assert_eq!(lines, vec![2, 4], "{r}");
+}

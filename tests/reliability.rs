@@ -181,13 +181,10 @@ fn kill_9_then_resume_from_the_work_directory_printed_at_start() {
         .stderr(Stdio::from(log))
         .spawn()
         .expect("spawn");
-    assert!(
-        wait_for_file(&pidfile, Duration::from_secs(30)),
-        "the second task never started"
-    );
+    let hung =
+        wait_for_pid(&pidfile, Duration::from_secs(30)).expect("the second task never started");
     kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("kill -9");
     wait_with_deadline(&mut child, Duration::from_secs(10));
-    let hung: i32 = t.read("hung.pid").trim().parse().expect("pid");
     let _ = kill(Pid::from_raw(hung), Signal::SIGKILL);
 
     let printed = announced_workdir(&t.read("stderr.log"))
@@ -384,6 +381,27 @@ fn flow_style_config_error_names_the_line() {
 // --- item 11: descriptor limits -------------------------------------------------------------
 
 /// polymr under `ulimit -Sn soft; ulimit -Hn hard`, in the context's directory.
+/// The raised limit is polymr's own: user code gets the soft limit polymr was started with
+/// (code that uses `select()` breaks on descriptors above 1024).
+#[test]
+fn children_get_the_soft_descriptor_limit_polymr_started_with() {
+    let t = TestContext::new();
+    t.write_exec(
+        "map.sh",
+        "#!/bin/sh\ncat >/dev/null\nprintf 'nofile\\t%s\\n' \"$(ulimit -Sn)\"\n",
+    );
+    t.write(
+        "c.yml",
+        "mapper: {language: binary, script: map.sh}\nrecord_format: lines\n",
+    );
+    t.write("in/a", "x\n");
+    limited(&t, 100, 4096)
+        .args(["map", "--config", "c.yml", "-o", "out.txt", "in/a"])
+        .assert()
+        .success();
+    assert_eq!(t.read("out.txt"), "nofile\t100\n");
+}
+
 fn limited(t: &TestContext, soft: u32, hard: u32) -> assert_cmd::Command {
     let mut c = assert_cmd::Command::new("sh");
     c.current_dir(t.root())

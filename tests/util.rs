@@ -160,6 +160,22 @@ pub fn wait_for_file(path: &Path, limit: Duration) -> bool {
     false
 }
 
+/// Waits for a child to write its pid to `path` (a file can exist before its content is
+/// written), at most `limit`.
+pub fn wait_for_pid(path: &Path, limit: Duration) -> Option<i32> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if let Ok(pid) = text.trim().parse() {
+            if text.ends_with('\n') {
+                return Some(pid);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
 /// Waits for the child to exit, at most `limit`; kills it and panics past that.
 pub fn wait_with_deadline(
     child: &mut std::process::Child,

@@ -2,6 +2,8 @@
 //
 //   node --test helpers/js/test_polymr_helper.js        (from the repository root; Node 20's
 //   directory discovery does not pick up the `test_` prefix)
+//
+// The conformance cases in helpers/conformance/cases.json are run here and by the Python suite.
 'use strict';
 
 const { test, describe, before, after } = require('node:test');
@@ -77,11 +79,9 @@ describe('map', () => {
     assert.strictEqual(ok('map', source, stdin).out, 'saved-session\t{"uuid":"u-1","raw":"{\\"a\\": 1}"}\n');
   });
 
-  test('context.write rejects a key with the separator', () => {
-    const source = 'exports.map = (k, d, v, context) => context.write("a\\tb", 1);\n';
-    const r = run('map', source, F(0, 'f') + 'u\t{}\n');
-    assert.strictEqual(r.rc, 1);
-    assert.match(r.err, /separator/);
+  test('a key with the separator is tagged JSON, not an error', () => {
+    const source = 'exports.map = (k, d, v, context) => { context.write("a\\tb", 1); context.write(["os", 3], [1, [2]]); };\n';
+    assert.strictEqual(ok('map', source, F(0, 'f') + 'u\t{}\n').out, '\x01"a\\tb"\t1\n\x01["os",3]\t[1,[2]]\n');
   });
 
   test('invalid records are reported with file index and line', () => {
@@ -289,9 +289,89 @@ describe('reduce', () => {
     assert.strictEqual(ok('reduce', source, stdin).out, 'all\t[3, 3, 2, [3, 1, 2, 3, 1, 2]]\nfew\t[1, 9, 9, [9, 9]]\n');
   });
 
+  test('values beyond the memory limit spill to disk and stay a read-only sequence', () => {
+    const source = `
+      exports.reduce = (key, values, context) => {
+        let pushed = 'yes';
+        try { values.push(1); } catch (e) { pushed = e.constructor.name; }
+        const n = values.length;
+        context.write(key, [Array.isArray(values), pushed, n, values[0], values.at(-1), values.reduce((a, v) => a + v, 0)]);
+      };`;
+    const file = script(source);
+    const stdin = Array.from({ length: 20000 }, (_, i) => `k\t${i}\n`).join('') + 'z\t7\n';
+    const p = spawnSync(process.execPath, args('reduce', file), {
+      input: stdin, env: { ...process.env, POLYMR_HELPER_VALUES_MEMORY: '4096' }, timeout: 60000,
+    });
+    assert.strictEqual(p.status, 0, p.stderr.toString());
+    assert.strictEqual(p.stdout.toString(),
+      "k\t[False, 'TypeError', 20000, 0, 19999, 199990000]\nz\t[True, 'yes', 2, 7, 1, 8]\n");
+  });
+
+  test('spilled values with multibyte text read back whole across read chunks', () => {
+    const source = `
+      exports.reduce = (key, values, context) => {
+        let n = 0;
+        let bad = 0;
+        for (const v of values) { if (v !== 'é€😀'.repeat(7) + n) bad++; n++; }
+        context.write(key, [n, bad, values[n - 1] === 'é€😀'.repeat(7) + (n - 1)]);
+      };`;
+    const file = script(source);
+    const stdin = Array.from({ length: 30000 }, (_, i) => `k\t"${'é€😀'.repeat(7)}${i}"\n`).join('');
+    const p = spawnSync(process.execPath, args('reduce', file), {
+      input: stdin, env: { ...process.env, POLYMR_HELPER_VALUES_MEMORY: '10000' }, timeout: 60000,
+    });
+    assert.strictEqual(p.status, 0, p.stderr.toString());
+    assert.strictEqual(p.stdout.toString(), 'k\t[30000, 0, True]\n');
+  });
+
   test('a reduce exception exits 1', () => {
     const r = run('reduce', 'exports.reduce = (key, values) => { null.x; };\n', 'a 1\n', ['--separator', ' ']);
     assert.strictEqual(r.rc, 1);
     assert.match(r.err, /TypeError/);
+  });
+});
+
+// --- the shared conformance cases -------------------------------------------------------------
+
+const CASES = path.join(__dirname, '..', 'conformance', 'cases.json');
+
+function caseText(x) {
+  return Array.isArray(x) ? x.map((l) => l + '\n').join('') : x;
+}
+
+function lineMatches(want, line) {
+  if (typeof want === 'string') return want === line;
+  return new RegExp('^(?:' + want.re + ')$', 'u').test(line);
+}
+
+describe('conformance (helpers/conformance/cases.json)', () => {
+  const cases = JSON.parse(fs.readFileSync(CASES, 'utf8')).cases;
+  cases.forEach((c, i) => {
+    if (c.js === null) return;
+    test(`${String(i).padStart(2, '0')} ${c.name}`, () => {
+      const d = fs.mkdtempSync(path.join(dir, 'case-'));
+      const file = path.join(d, 'job.js');
+      fs.writeFileSync(file, c.js.join('\n'));
+      const argv = [HELPER, '--role', c.role, '--script', file];
+      if (c.api !== 'auto') argv.push('--api', c.api);
+      const p = spawnSync(process.execPath, [...argv, ...c.args, '--'], {
+        input: Buffer.from(caseText(c.stdin), 'utf8'), cwd: d, timeout: 60000,
+        env: { ...process.env, ...(c.env || {}) },
+      });
+      const out = p.stdout.toString('utf8');
+      const err = p.stderr.toString('utf8');
+      assert.strictEqual(p.status, c.exit, err);
+      assert.strictEqual(out, caseText(c.stdout), err);
+      const lines = err.split('\n');
+      if (lines[lines.length - 1] === '') lines.pop();
+      if (c.stderr_partial) {
+        let k = 0;
+        for (const line of lines) if (k < c.stderr.length && lineMatches(c.stderr[k], line)) k++;
+        assert.strictEqual(k, c.stderr.length, `stderr lacks ${JSON.stringify(c.stderr.slice(k))}:\n${err}`);
+      } else {
+        assert.strictEqual(lines.length, c.stderr.length, err);
+        c.stderr.forEach((want, k) => assert.ok(lineMatches(want, lines[k]), `stderr line ${JSON.stringify(lines[k])} is not ${JSON.stringify(want)}`));
+      }
+    });
   });
 });

@@ -1,8 +1,15 @@
 """Tests of polymr_helper.py, run as the driver runs it: a real subprocess, real user scripts.
 
     python3 -m unittest discover -s helpers/python        (from the repository root)
+
+The conformance cases in helpers/conformance/cases.json are run here and by the JS suite.
+The orjson tests need a Python that imports orjson: this one, $POLYMR_TEST_PYTHON, or
+target/test-venv/bin/python (`make test-deps` puts orjson there); without one they are
+skipped, and say so on stderr.
 """
+import json
 import os
+import re
 import select
 import subprocess
 import sys
@@ -11,7 +18,33 @@ import textwrap
 import time
 import unittest
 
-HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "polymr_helper.py")
+HERE = os.path.dirname(os.path.abspath(__file__))
+HELPER = os.path.join(HERE, "polymr_helper.py")
+ROOT = os.path.dirname(os.path.dirname(HERE))
+CASES = os.path.join(os.path.dirname(HERE), "conformance", "cases.json")
+
+
+def python_with_orjson():
+    """An interpreter that imports orjson, or None."""
+    candidates = [sys.executable, os.environ.get("POLYMR_TEST_PYTHON"),
+                  os.path.join(ROOT, "target", "test-venv", "bin", "python")]
+    for py in candidates:
+        if py and os.path.exists(py) and subprocess.run(
+                [py, "-c", "import orjson"], stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL).returncode == 0:
+            return py
+    return None
+
+
+ORJSON_PYTHON = python_with_orjson()
+
+
+def skip_without_orjson(test):
+    if ORJSON_PYTHON is None:
+        sys.stderr.write("\nSKIPPED %s: no Python here imports orjson (run `make test-deps`, "
+                         "or set POLYMR_TEST_PYTHON)\n" % test.id())
+        test.skipTest("orjson is not importable by %s, $POLYMR_TEST_PYTHON or "
+                      "target/test-venv/bin/python" % sys.executable)
 
 
 def F(index, name, dims="[]"):
@@ -369,6 +402,148 @@ class ReduceTest(HelperTest):
         rc, _, err = self.run_helper("reduce", source, b"a 1\n", "--separator", " ")
         self.assertEqual(rc, 1)
         self.assertIn("ZeroDivisionError", err)
+
+
+class OrjsonFallbackTest(HelperTest):
+    """With orjson importable the helper parses with it, and falls back to json for a record
+    orjson refuses or would read differently: the values are exactly json.loads'."""
+
+    RECORDS = [
+        b'{"s": "lone \\ud800 surrogate", "t": "pair \\ud83d\\ude00"}',
+        b'{"n": 18446744073709551616, "m": -9223372036854775809}',
+        b'[1180591620717411303424, 9223372036854775807, 1.5, -0.0, 1e300]',
+        b'{"nan": NaN, "inf": -Infinity}',
+        b'"\\u00e9t\\u00e9 \xc3\xa9"',
+        b'{"n": 123, "s": "ordinary"}',
+    ]
+    MAPPER = """
+    import sys
+    print("orjson loaded:", "orjson" in sys.modules)
+
+    def mapper(uuid, file, js):
+        return "%s %r" % (uuid, js)
+    """
+    REDUCER = """
+    def reduce(key, values, context):
+        context.write(key, repr([(type(v).__name__, v) for v in values]))
+    """
+
+    def helper(self, python, role, source, stdin, env):
+        env = dict(os.environ, **env)
+        env.pop("PYTHONUNBUFFERED", None)
+        p = subprocess.run([python, HELPER, "--role", role, "--script", self.script(source), "--"],
+                           input=stdin, capture_output=True, env=env, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return p.stdout, p.stderr.decode()
+
+    def expected(self):
+        mapped = b"".join(b"u%d %s\n" % (i, repr(json.loads(r)).encode("utf-8", "surrogatepass")
+                                          .replace(b"\xed\xa0\x80", b"\xef\xbf\xbd"))
+                          for i, r in enumerate(self.RECORDS))
+        reduced = ("k\t%r\n" % [(type(v).__name__, v) for v in map(json.loads, self.RECORDS)])
+        return mapped, reduced.encode("utf-8", "surrogatepass").replace(b"\xed\xa0\x80", b"\xef\xbf\xbd")
+
+    def run_both(self, python, env):
+        stdin = F(0, "f") + b"".join(b"u%d\t%s\n" % (i, r) for i, r in enumerate(self.RECORDS))
+        mapped, err = self.helper(python, "map", self.MAPPER, stdin, env)
+        reduce_in = b"".join(b"k\t%s\n" % r for r in self.RECORDS)
+        reduced, _ = self.helper(python, "reduce", self.REDUCER, reduce_in, env)
+        return mapped, reduced, err
+
+    def test_orjson_gives_exactly_what_json_loads_gives(self):
+        skip_without_orjson(self)
+        mapped, reduced, err = self.run_both(ORJSON_PYTHON, {})
+        self.assertIn("orjson loaded: True", err)
+        self.assertEqual((mapped, reduced), self.expected())
+
+    def test_without_orjson_the_output_is_identical(self):
+        for python in [sys.executable] + ([ORJSON_PYTHON] if ORJSON_PYTHON else []):
+            mapped, reduced, err = self.run_both(python, {"POLYMR_HELPER_ORJSON": "0"})
+            self.assertIn("orjson loaded: False", err)
+            self.assertEqual((mapped, reduced), self.expected())
+
+# --- the shared conformance cases ---------------------------------------------------------
+
+def _text(x):
+    return "".join(line + "\n" for line in x) if isinstance(x, list) else x
+
+
+def run_case(test, case, python, env_extra):
+    """Runs one case of cases.json with `python` and checks stdout, stderr and the exit code."""
+    with tempfile.TemporaryDirectory() as d:
+        script = os.path.join(d, "job.py")
+        with open(script, "w", encoding="utf-8") as f:
+            f.write("\n".join(case["python"]))
+        argv = [python, HELPER, "--role", case["role"], "--script", script]
+        if case["api"] != "auto":
+            argv += ["--api", case["api"]]
+        env = dict(os.environ)
+        env.pop("PYTHONUNBUFFERED", None)
+        env.update(case.get("env", {}))
+        env.update(env_extra)
+        p = subprocess.run(argv + case["args"] + ["--"], input=_text(case["stdin"]).encode("utf-8"),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=d,
+                           timeout=60)
+    out = p.stdout.decode("utf-8", "surrogateescape")
+    err = p.stderr.decode("utf-8", "surrogateescape")
+    test.assertEqual(p.returncode, case["exit"], err)
+    test.assertEqual(out, _text(case["stdout"]), err)
+    lines = err.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+
+    def matches(want, line):
+        if isinstance(want, str):
+            return want == line
+        return re.fullmatch(want["re"], line) is not None
+
+    wanted = case["stderr"]
+    if case.get("stderr_partial"):
+        i = 0
+        for line in lines:
+            if i < len(wanted) and matches(wanted[i], line):
+                i += 1
+        test.assertEqual(i, len(wanted), "stderr lacks %r:\n%s" % (wanted[i:], err))
+    else:
+        test.assertEqual(len(lines), len(wanted), err)
+        for want, line in zip(wanted, lines):
+            test.assertTrue(matches(want, line), "stderr line %r is not %r" % (line, want))
+
+
+def _load_cases():
+    with open(CASES, encoding="utf-8") as f:
+        return json.load(f)["cases"]
+
+
+class ConformanceTest(unittest.TestCase):
+    """cases.json with this interpreter and json (POLYMR_HELPER_ORJSON=0)."""
+
+
+class ConformanceOrjsonTest(unittest.TestCase):
+    """cases.json again with an interpreter that imports orjson: the same output."""
+
+    def setUp(self):
+        skip_without_orjson(self)
+
+
+def _add_cases():
+    for i, case in enumerate(_load_cases()):
+        if case["python"] is None:
+            continue
+        slug = re.sub(r"[^a-z0-9]+", "_", case["name"].lower()).strip("_")[:60]
+        name = "test_%02d_%s" % (i, slug)
+
+        def plain(self, case=case):
+            run_case(self, case, sys.executable, {"POLYMR_HELPER_ORJSON": "0"})
+
+        def fast(self, case=case):
+            run_case(self, case, ORJSON_PYTHON, {})
+
+        setattr(ConformanceTest, name, plain)
+        setattr(ConformanceOrjsonTest, name, fast)
+
+
+_add_cases()
 
 
 if __name__ == "__main__":

@@ -162,22 +162,27 @@ mod tests {
     }
 
     #[test]
-    fn only_polymr_names_are_claimed() {
-        let ids: HashSet<&str> = ["map-00000"].into_iter().collect();
-        for own in [
+    fn only_polymr_names_are_cleared() {
+        let ids: HashSet<&str> = ["map-00000", "map-00001"].into();
+        for ours in [
             "plan.json",
             "reduce",
-            "map-00000",
-            "map-00000.attempt-12",
-            ".plan.json.ab12.tmp",
+            MARKER,
+            "map-00001",
+            "map-00000.attempt-2",
+            ".plan.json.a1B2c3.tmp",
+            "..polymr-workdir.xyz.tmp",
         ] {
-            assert!(ShuffleLayout::created_by_polymr(own, &ids), "{own}");
+            assert!(ShuffleLayout::created_by_polymr(ours, &ids), "{ours}");
         }
         for theirs in [
             "notes.txt",
-            "map-00001",
+            "map-00002",
             "map-00000.attempt-",
             "map-00000.attempt-x",
+            ".plan.json",
+            "plan.json.bak",
+            "result.txt",
         ] {
             assert!(!ShuffleLayout::created_by_polymr(theirs, &ids), "{theirs}");
         }

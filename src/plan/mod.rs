@@ -236,4 +236,32 @@ mod tests {
             json
         );
     }
+
+    /// Runs are named in the outcome per partition, in the order the sorter wrote them
+    /// (spill order): the reducers merge them in that order and never list a directory.
+    #[test]
+    fn an_outcome_names_each_partitions_runs_in_spill_order() {
+        let dir = PathBuf::from("/w/map-00000.attempt-0");
+        let runs = crate::shuffle::Runs {
+            by_partition: vec![
+                vec![dir.join("map-00000-spill0000-part00000")],
+                vec![
+                    dir.join("map-00000-spill0000-part00001"),
+                    dir.join("map-00000-spill0001-part00001"),
+                ],
+            ],
+            counters: Default::default(),
+        };
+        let o = MapOutcome::of_runs(&runs);
+        assert_eq!(
+            o.runs,
+            vec![
+                vec!["map-00000-spill0000-part00000".to_string()],
+                vec![
+                    "map-00000-spill0000-part00001".to_string(),
+                    "map-00000-spill0001-part00001".to_string()
+                ]
+            ]
+        );
+    }
 }

@@ -104,7 +104,7 @@ impl Spawned {
             c.current_dir(dir);
         }
         let parent = libc::pid_t::try_from(std::process::id()).unwrap_or(0);
-        // SAFETY: between fork and exec only async-signal-safe calls (prctl, getppid), and no
+        // SAFETY: between fork and exec only async-signal-safe calls (prctl, getppid, get/setrlimit), and no
         // allocation: the error is a raw OS error.
         unsafe {
             c.pre_exec(move || {
@@ -122,6 +122,7 @@ impl Spawned {
                 if libc::getppid() != parent {
                     return Err(io::Error::from_raw_os_error(libc::ESRCH));
                 }
+                crate::limits::restore_nofile_for_child();
                 Ok(())
             });
         }

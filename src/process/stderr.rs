@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use crate::report::INVALID_SAMPLES;
+
 /// Lines kept for the failure message.
 const TAIL_LINES: usize = 20;
 /// Longer stderr lines are cut: a child must not make the driver's memory grow.
 const MAX_LINE: usize = 16 * 1024;
-/// Invalid records described one by one in the report, per input file; the rest are counted.
-const INVALID_SAMPLES: usize = 10;
 /// The message of an invalid-record sample is cut to this many bytes: reports stay small.
 const INVALID_MESSAGE: usize = 256;
 /// Distinct counters one child may create (Hadoop's `mapreduce.job.counters.max` is 120 too).

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::compare_lines;
 
-const MAX_FAN_IN: usize = 64;
+pub const MAX_FAN_IN: usize = 64;
 const READ_BUFFER: usize = 128 * 1024;
 /// A head's line buffer larger than this is given back after its line.
 const KEEP_CAPACITY: usize = 1 << 20;

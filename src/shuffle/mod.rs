@@ -5,7 +5,7 @@ mod merge;
 mod partition;
 mod sort;
 
-pub use merge::{merge_runs, MergeStats};
+pub use merge::{merge_runs, MergeStats, MAX_FAN_IN};
 pub use partition::partition_of;
 pub use sort::{compare_lines, split_key, Runs, ShuffleCounters, SortConfig, Sorter};
 

@@ -202,7 +202,12 @@ async fn feed_records(
                     continues,
                 } => emit(tx, opts, report, bytes, lines, continues).await?,
                 records::Framed::Oversize { line, len } => {
-                    oversize(input, opts.max_record_size, report, line, len)
+                    oversize(input, opts.max_record_size, report, line, len);
+                    if opts.helper_framing {
+                        // An empty record in its place: helpers count it as a line, so the
+                        // line numbers they report stay those of the file.
+                        send(tx, b"\n".to_vec()).await?;
+                    }
                 }
             }
         }
@@ -213,16 +218,15 @@ async fn feed_records(
 }
 
 /// A line longer than `--max-record-size` was skipped: an invalid record, not an error.
+/// Logged like the report's samples: the first few per input.
 fn oversize(input: &Input, max: usize, report: &mut InputReport, line: u64, len: u64) {
-    tracing::warn!(
-        "{} line {line}: a record of {len} bytes is longer than --max-record-size ({max} bytes); skipped",
-        input.name
-    );
+    let msg =
+        format!("a record of {len} bytes is longer than --max-record-size ({max} bytes); skipped");
+    if report.invalid_samples.len() < crate::report::INVALID_SAMPLES {
+        tracing::warn!("{} line {line}: {msg}", input.name);
+    }
     report.bytes += len;
-    report.add_invalid(
-        line,
-        format!("a record of {len} bytes is longer than --max-record-size ({max} bytes); skipped"),
-    );
+    report.add_invalid(line, msg);
 }
 
 async fn emit(

@@ -141,7 +141,7 @@ pub async fn shuffle_sink(
 }
 
 /// A line of `who`'s output into the sorter, or into `skipped` when it is too long.
-pub fn into_sorter(
+fn into_sorter(
     sorter: &mut Sorter,
     skipped: &mut InvalidOutput,
     who: &str,
@@ -151,19 +151,17 @@ pub fn into_sorter(
     match piece {
         Piece::Line(line) => sorter.push(line),
         Piece::Oversize { line, len } => {
-            skipped.add(line, oversize_message(who, line, len, max_record));
+            skipped.add(line, oversize_message(who, len, max_record));
             Ok(())
         }
     }
 }
 
-/// Why a line of `who`'s output was skipped: logged, and kept in the report.
-pub fn oversize_message(who: &str, line: u64, len: u64, max_record: usize) -> String {
-    let msg = format!(
+/// Why a line of `who`'s output was skipped, for the report (and the log).
+fn oversize_message(who: &str, len: u64, max_record: usize) -> String {
+    format!(
         "{who} output: a record of {len} bytes is longer than --max-record-size ({max_record} bytes); skipped"
-    );
-    tracing::warn!("{msg} (line {line})");
-    msg
+    )
 }
 
 /// One combiner process over one sorted run.
@@ -232,7 +230,7 @@ async fn copy_lines_to_file(
                     kept.push(b'\n');
                 }
                 Piece::Oversize { line, len } => {
-                    skipped.add(line, oversize_message("combiner", line, len, max_record))
+                    skipped.add(line, oversize_message("combiner", len, max_record))
                 }
             }
             Ok(())
