@@ -34,6 +34,11 @@ pub enum Command {
     Run(RunArgs),
     /// Print the job's plan (map tasks as size-balanced batches of files) without running it.
     Plan(PlanArgs),
+    /// Run one attempt of one task of a plan (`polymr plan --work DIR --format json`), reading
+    /// and writing under the plan's work root: what an outside scheduler runs per task.
+    Task(TaskArgs),
+    /// Publish a plan's result from its finished tasks, and write the job report.
+    Finish(FinishArgs),
     /// Make a key pair, and encrypt the AWS credentials a task receives in CREDENTIALS.
     Credentials(CredentialsArgs),
 }
@@ -191,6 +196,32 @@ pub struct PlanArgs {
     pub format: PlanFormat,
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskArgs {
+    /// The plan, as `polymr plan --work DIR --format json` printed it.
+    #[arg(long, value_name = "PLAN.json")]
+    pub plan: PathBuf,
+    /// The task's id in the plan: map-00003, reduce-00001, …
+    #[arg(long, value_name = "ID")]
+    pub task: String,
+    /// Which attempt this is (it names the attempt's directory and `mapreduce_task_attempt_id`).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub attempt: u32,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FinishArgs {
+    /// The plan whose tasks have all run.
+    #[arg(long, value_name = "PLAN.json")]
+    pub plan: PathBuf,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    #[command(flatten)]
+    pub notify: NotifyArgs,
 }
 
 /// What a task may cost: the longest record, and the longest silence of a child.

@@ -29,6 +29,8 @@ fn main() -> ExitCode {
             Command::Reduce(args) => commands::reduce(args, cancel).await,
             Command::Run(args) => commands::run(args, cancel).await,
             Command::Plan(args) => commands::plan(args).await,
+            Command::Task(args) => commands::task(args, cancel).await,
+            Command::Finish(args) => commands::finish(args).await,
             Command::Credentials(args) => commands::credentials(args),
         }
     });

@@ -402,6 +402,9 @@ pub struct JobReport {
     pub driver_peak_rss_bytes: u64,
     /// Every attempt of every task, in the order they ended.
     pub tasks: Vec<TaskReport>,
+    /// Who was told the job ended, and whether it reached them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<Vec<crate::notify::NotificationReport>>,
 }
 
 /// An input the job did not use whole.

@@ -496,19 +496,36 @@ impl OutputTarget {
         report: &std::path::Path,
         succeeded: bool,
     ) -> anyhow::Result<()> {
+        if succeeded {
+            self.upload_result(sources).await?;
+        }
+        self.upload_report(sources, report).await
+    }
+
+    /// Uploads the result, when it goes to S3.
+    pub async fn upload_result(&self, sources: &crate::input::Sources) -> anyhow::Result<()> {
         let Some((bucket, key)) = &self.s3 else {
             return Ok(());
         };
         let client = sources.s3.as_ref().context("S3 is not configured")?;
-        if succeeded {
-            crate::input::s3::upload(client, bucket, key, &self.local)
-                .await
-                .map_err(anyhow::Error::msg)?;
-        }
+        crate::input::s3::upload(client, bucket, key, &self.local)
+            .await
+            .map_err(anyhow::Error::msg)
+    }
+
+    /// Uploads the report beside the result, when that goes to S3.
+    pub async fn upload_report(
+        &self,
+        sources: &crate::input::Sources,
+        report: &std::path::Path,
+    ) -> anyhow::Result<()> {
+        let Some((bucket, key)) = &self.s3 else {
+            return Ok(());
+        };
+        let client = sources.s3.as_ref().context("S3 is not configured")?;
         crate::input::s3::upload(client, bucket, &format!("{key}.report.json"), report)
             .await
-            .map_err(anyhow::Error::msg)?;
-        Ok(())
+            .map_err(anyhow::Error::msg)
     }
 }
 

@@ -124,3 +124,115 @@ fn a_corrupt_input_under_fail_fast_is_not_retried() {
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
     assert!(stderr.contains("not retried"), "{stderr}");
 }
+
+/// The seam between planning and executing: every task of a plan run as its own `polymr
+/// task` process from a shell loop (map tasks out of order, one of them twice, then the
+/// reduce tasks out of order), then `polymr finish`, gives what `polymr run` gives.
+#[test]
+fn tasks_run_one_by_one_from_a_shell_give_what_run_gives() {
+    let t = TestContext::new();
+    job(&t);
+    t.write(
+        "comb.yml",
+        format!("{CONFIG}combiner: {{language: binary, script: sum.sh}}\n"),
+    );
+    let shape = [
+        "--config",
+        "comb.yml",
+        "--mappers",
+        "3",
+        "--reducers",
+        "3",
+        "--sort-memory",
+        "1MiB",
+    ];
+    t.cmd()
+        .args(["run"])
+        .args(shape)
+        .args(["-o", "run/result.txt", "in"])
+        .assert()
+        .success();
+
+    let out = t
+        .cmd()
+        .args(["plan"])
+        .args(shape)
+        .args([
+            "--work",
+            "w",
+            "-o",
+            "seam/result.txt",
+            "--format",
+            "json",
+            "in",
+        ])
+        .assert()
+        .success();
+    t.write("plan.json", &out.get_output().stdout);
+    let bin = assert_cmd::cargo::cargo_bin("polymr");
+    let script = format!(
+        "set -e\nfor t in map-00002 map-00000 map-00002 map-00001 reduce-00001 reduce-00002 reduce-00000; do\n  '{bin}' task --plan plan.json --task \"$t\"\ndone\n'{bin}' finish --plan plan.json\n",
+        bin = bin.display()
+    );
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(t.root())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .status()
+        .expect("sh");
+    assert!(status.success(), "the shell loop failed: {status}");
+
+    let run = std::fs::read(t.path("run/result.txt")).expect("run result");
+    let seam = std::fs::read(t.path("seam/result.txt")).expect("seam result");
+    assert!(!run.is_empty());
+    assert!(run == seam, "the results differ");
+    let a = t.report("run/result.txt.report.json");
+    let b = t.report("seam/result.txt.report.json");
+    for key in [
+        "status",
+        "published",
+        "map_tasks",
+        "reducers",
+        "totals",
+        "shuffle",
+        "counters",
+        "lost_inputs",
+    ] {
+        assert_eq!(a[key], b[key], "{key} differs");
+    }
+    assert!(a["shuffle"]["map_output_records"].as_u64() > Some(0));
+}
+
+/// `polymr finish` before the tasks ran publishes nothing and names what is missing.
+#[test]
+fn finish_before_the_tasks_ran_names_them_and_publishes_nothing() {
+    let t = TestContext::new();
+    job(&t);
+    let out = t
+        .cmd()
+        .args(["plan", "--config", "c.yml", "--mappers", "2", "--work", "w"])
+        .args(["-o", "out.txt", "--format", "json", "in"])
+        .assert()
+        .success();
+    t.write("plan.json", &out.get_output().stdout);
+    t.cmd()
+        .args(["task", "--plan", "plan.json", "--task", "map-00000"])
+        .assert()
+        .success();
+    let out = t
+        .cmd()
+        .args(["finish", "--plan", "plan.json"])
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(stderr.contains("map-00001, reduce-00000"), "{stderr}");
+    assert!(!t.path("out.txt").exists());
+    assert_eq!(t.report("out.txt.report.json")["status"], "failed");
+    // A task the plan does not have is bad usage.
+    t.cmd()
+        .args(["task", "--plan", "plan.json", "--task", "map-00009"])
+        .assert()
+        .code(2);
+}

@@ -1,10 +1,12 @@
 //! One thin file per subcommand: resolve settings, run, report, pick the exit code.
 
 mod credentials;
+mod finish;
 mod map;
 mod plan;
 mod reduce;
 mod run;
+mod task;
 
 use std::io::Write;
 use std::path::Path;
@@ -12,10 +14,12 @@ use std::path::Path;
 use anyhow::Context;
 
 pub use credentials::credentials;
+pub use finish::finish;
 pub use map::map;
 pub use plan::plan;
 pub use reduce::reduce;
 pub use run::run;
+pub use task::task;
 
 use crate::output::write_atomic;
 use crate::report::{InputReport, InputStatus, TaskReport};

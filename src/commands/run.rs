@@ -1,12 +1,16 @@
 //! `polymr run`: a whole job on this machine.
 
+use std::path::{Path, PathBuf};
+
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::RunArgs;
+use crate::input::Sources;
+use crate::notify::NotifySettings;
 use crate::output::write_atomic;
-use crate::report::TaskStatus;
-use crate::settings::RunSettings;
+use crate::report::{JobReport, TaskStatus};
+use crate::settings::{OutputTarget, RunSettings};
 
 pub async fn run(args: RunArgs, cancel: CancellationToken) -> anyhow::Result<u8> {
     let s = RunSettings::resolve(args).await?;
@@ -17,14 +21,42 @@ pub async fn run(args: RunArgs, cancel: CancellationToken) -> anyhow::Result<u8>
         "job planned"
     );
     let report = crate::exec::run_local(&s, cancel).await?;
-    let report_path = match (&s.output, &s.plan.output_dir) {
+    conclude(
+        report,
+        &Conclusion {
+            output: s.output.as_deref(),
+            output_dir: s.plan.output_dir.as_deref(),
+            target: s.target.as_ref(),
+            sources: &s.sources,
+            notify: &s.notify,
+        },
+    )
+    .await
+}
+
+/// Where a job's result went, and who hears of it.
+pub(super) struct Conclusion<'a> {
+    /// The local file the result was published to (a staging file when it goes to S3).
+    pub output: Option<&'a Path>,
+    pub output_dir: Option<&'a Path>,
+    pub target: Option<&'a OutputTarget>,
+    pub sources: &'a Sources,
+    pub notify: &'a NotifySettings,
+}
+
+/// Where `run` and `finish` write a job's report.
+pub(super) fn report_path(output: Option<&Path>, output_dir: Option<&Path>) -> PathBuf {
+    match (output, output_dir) {
         (Some(o), _) => crate::report::TaskReport::path_for(o),
         (None, Some(d)) => d.join("report.json"),
-        (None, None) => std::path::PathBuf::from("result.txt.report.json"),
-    };
-    let json = serde_json::to_vec_pretty(&report).context("failed to serialize the job report")?;
-    write_atomic(&report_path, &json)
-        .with_context(|| format!("failed to write the report `{}`", report_path.display()))?;
+        (None, None) => PathBuf::from("result.txt.report.json"),
+    }
+}
+
+/// Tells the person on stderr, uploads the result, notifies the owner, and only then
+/// writes (and uploads) the report, so every copy of it holds the notifications.
+pub(super) async fn conclude(mut report: JobReport, c: &Conclusion<'_>) -> anyhow::Result<u8> {
+    let report_path = report_path(c.output, c.output_dir);
     for t in report
         .tasks
         .iter()
@@ -62,33 +94,47 @@ pub async fn run(args: RunArgs, cancel: CancellationToken) -> anyhow::Result<u8>
         report_path.display()
     );
     let mut code = report.status.exit_code();
-    if let Some(target) = &s.target {
-        let succeeded = report.status == TaskStatus::Succeeded;
-        if let Err(e) = target.upload(&s.sources, &report_path, succeeded).await {
+    let succeeded = report.status == TaskStatus::Succeeded;
+    if let Some(target) = c.target.filter(|_| succeeded) {
+        if let Err(e) = target.upload_result(c.sources).await {
             eprintln!("polymr: error: {e:#}");
             code = crate::exit::JOB_FAILED;
         }
     }
-    let status = if code == crate::exit::SUCCESS {
-        "succeeded"
-    } else {
-        report.status.label()
-    };
-    let result = match &s.plan.output_dir {
-        Some(d) if s.output.is_none() => Some(d.display().to_string()),
-        _ => super::result_location(s.target.as_ref(), s.output.as_deref()),
-    };
-    super::notify_and_record(
-        &s.notify,
-        &report_path,
-        super::NoticeParts {
-            job: &report.job_id,
-            kind: "job",
-            status,
-            summary: &report.summary_line(),
-            result: (code == crate::exit::SUCCESS).then_some(result).flatten(),
-        },
-    )
-    .await;
+    if !c.notify.is_empty() {
+        let status = if code == crate::exit::SUCCESS {
+            "succeeded"
+        } else {
+            report.status.label()
+        };
+        let result = match c.output_dir {
+            Some(d) if c.output.is_none() => Some(d.display().to_string()),
+            _ => super::result_location(c.target, c.output),
+        };
+        let json =
+            serde_json::to_vec_pretty(&report).context("failed to serialize the job report")?;
+        let sent = crate::notify::notify(
+            c.notify,
+            &crate::notify::Notice {
+                job: &report.job_id,
+                kind: "job",
+                status,
+                summary: &report.summary_line(),
+                result: (code == crate::exit::SUCCESS).then_some(result).flatten(),
+                report_json: &json,
+            },
+        )
+        .await;
+        report.notifications = Some(sent);
+    }
+    let json = serde_json::to_vec_pretty(&report).context("failed to serialize the job report")?;
+    write_atomic(&report_path, &json)
+        .with_context(|| format!("failed to write the report `{}`", report_path.display()))?;
+    if let Some(target) = c.target {
+        if let Err(e) = target.upload_report(c.sources, &report_path).await {
+            eprintln!("polymr: error: {e:#}");
+            code = crate::exit::JOB_FAILED;
+        }
+    }
     Ok(code)
 }

@@ -53,6 +53,7 @@ impl JobReportBuilder {
                 },
                 driver_peak_rss_bytes: 0,
                 tasks: Vec::new(),
+                notifications: None,
             },
             map_inputs: plan
                 .map_tasks

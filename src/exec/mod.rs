@@ -4,8 +4,11 @@
 
 mod attempts;
 pub mod events;
-mod job_report;
+pub mod job_report;
 mod local;
 mod progress;
+pub mod publish;
+pub mod workdir;
 
+pub use job_report::JobReportBuilder;
 pub use local::run_local;

@@ -161,7 +161,62 @@ impl JobSpec {
     }
 }
 
+/// A plan file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("failed to read the plan `{path}`: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{path}` is not a polymr plan: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("`{path}` is a version {found} plan; this polymr runs version {PLAN_VERSION}: plan the job again")]
+    Version { path: PathBuf, found: u32 },
+    #[error("the plan's config does not match its config_sha256: the plan was edited")]
+    ConfigChanged,
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+}
+
+impl JobSpec {
+    /// The job's config, from the contents the plan carries (not the file, which may have
+    /// changed since), with the plan's task timeout.
+    pub fn load_config(&self) -> Result<crate::config::JobConfig, PlanError> {
+        if format!("{:x}", Sha256::digest(self.config_contents.as_bytes())) != self.config_sha256 {
+            return Err(PlanError::ConfigChanged);
+        }
+        let mut job = crate::config::JobConfig::parse(&self.config, &self.config_contents)?;
+        job.task_timeout = self.task_timeout();
+        Ok(job)
+    }
+}
+
 impl Plan {
+    /// Reads a plan that `polymr plan --format json` wrote.
+    pub fn read(path: &std::path::Path) -> Result<Plan, PlanError> {
+        let bytes = std::fs::read(path).map_err(|source| PlanError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let plan: Plan = serde_json::from_slice(&bytes).map_err(|source| PlanError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if plan.version != PLAN_VERSION {
+            return Err(PlanError::Version {
+                path: path.to_path_buf(),
+                found: plan.version,
+            });
+        }
+        Ok(plan)
+    }
+
     /// A job's plan: its map tasks from `batches`, one reduce task per partition.
     pub fn new(job: JobSpec, batches: Batches, reducers: u32) -> Plan {
         Plan {

@@ -1,0 +1,57 @@
+//! `polymr task`: one attempt of one task of a plan, the way an outside scheduler (a shell
+//! loop, Spark, Taskcluster) runs a job: the same entry point the local executor calls.
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::TaskArgs;
+use crate::exit::UsageError;
+use crate::plan::Plan;
+use crate::task::{run_attempt, TaskContext, TaskRef};
+
+pub async fn task(args: TaskArgs, cancel: CancellationToken) -> anyhow::Result<u8> {
+    let plan = Plan::read(&args.plan).map_err(|e| UsageError(e.to_string()))?;
+    let layout = plan.layout().ok_or_else(|| {
+        UsageError(format!(
+            "`{}` has no work root: make the plan with `polymr plan --work DIR`",
+            args.plan.display()
+        ))
+    })?;
+    let job = plan
+        .job
+        .load_config()
+        .map_err(|e| UsageError(format!("`{}`: {e}", args.plan.display())))?;
+    let task = TaskRef::find(&plan, &args.task).map_err(|e| UsageError(e.to_string()))?;
+    crate::exec::workdir::open_resume_dir(layout.root(), &plan.job.id)?;
+    crate::exec::workdir::check_plan(&layout, &plan)?;
+    let remote: Vec<String> = match task {
+        TaskRef::Map(i) => plan.map_tasks[i]
+            .inputs
+            .iter()
+            .filter_map(|i| i.url.clone())
+            .collect(),
+        TaskRef::Reduce(_) => Vec::new(),
+    };
+    let sources = crate::settings::sources(&args.remote, &remote, &[], 3).await?;
+    let ctx = TaskContext {
+        combiner: TaskContext::combiner_of(&plan, &job)?,
+        plan: &plan,
+        job: &job,
+        layout,
+        sources,
+        cancel,
+    };
+    let attempted = run_attempt(&ctx, task, args.attempt).await;
+    if let Err(e) = &attempted.result {
+        let again = if e.is_retryable() {
+            "another attempt may succeed"
+        } else {
+            "another attempt would fail the same way"
+        };
+        eprintln!(
+            "polymr: error: {} attempt {}: {e} ({again})",
+            args.task, args.attempt
+        );
+    }
+    eprintln!("{}", attempted.report.summary_line());
+    Ok(attempted.report.status.exit_code())
+}
