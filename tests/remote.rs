@@ -319,3 +319,38 @@ fn job_totals_count_the_download_retries_of_its_map_tasks() {
     assert!(per_task >= 1, "the proxy's cuts caused no retry: {r}");
     assert_eq!(r["totals"]["download_retries"].as_u64(), Some(per_task));
 }
+
+/// Regression: the notifications were added to the local report after it had been uploaded,
+/// so the report on S3 lacked them.
+#[test]
+fn the_report_uploaded_to_s3_holds_the_notifications() {
+    let t = TestContext::new();
+    t.write_exec("cat.sh", "#!/bin/sh\nexec cat\n");
+    t.write("c.yml", "mapper: {language: binary, script: cat.sh}\n");
+    t.write("in/a", "x\ny\n");
+    let s3 = S3Server::start();
+    let (rt, c) = s3_client(&s3.endpoint());
+    create_bucket(&rt, &c, "bkt");
+    let closed = free_port();
+    t.cmd()
+        .envs(AWS_ENV)
+        .env("OWNER", "owner@example.com")
+        .env("SMTP_URL", format!("smtp://127.0.0.1:{closed}"))
+        .args([
+            "run",
+            "--config",
+            "c.yml",
+            "--s3-endpoint",
+            &s3.endpoint(),
+            "-o",
+            "s3://bkt/out/result.txt",
+            "in",
+        ])
+        .assert()
+        .success();
+    assert_eq!(get(&rt, &c, "bkt", "out/result.txt"), b"x\ny\n");
+    let report: serde_json::Value =
+        serde_json::from_slice(&get(&rt, &c, "bkt", "out/result.txt.report.json")).expect("report");
+    assert_eq!(report["notifications"][0]["channel"], "email", "{report}");
+    assert_eq!(report["notifications"][0]["ok"], false);
+}
