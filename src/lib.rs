@@ -24,4 +24,5 @@ pub mod report;
 pub mod settings;
 pub mod shuffle;
 pub mod signals;
+pub mod storage;
 pub mod task;

@@ -10,6 +10,7 @@ use crate::config::JobConfig;
 use crate::exit::UsageError;
 use crate::input::{expand, Input, Sources};
 use crate::process::{ChildCommand, TaskEnv};
+pub use crate::storage::OutputTarget;
 
 pub struct MapSettings {
     pub job: JobConfig,
@@ -452,81 +453,6 @@ pub async fn sources(
         parallel_downloads: remote.parallel_downloads.unwrap_or(default_parallel).max(1),
         keep_downloads: remote.keep_downloads.then(|| PathBuf::from("s3")),
     })
-}
-
-/// A result that goes to S3 is written locally first and uploaded only on success.
-pub struct OutputTarget {
-    /// Where the task writes.
-    pub local: PathBuf,
-    pub s3: Option<(String, String)>,
-    _staging: Option<tempfile::TempDir>,
-}
-
-impl OutputTarget {
-    pub fn new(output: &std::path::Path) -> anyhow::Result<OutputTarget> {
-        let text = output.to_string_lossy();
-        match crate::input::s3::parse_url(&text) {
-            Some((bucket, key)) if !key.is_empty() && !key.ends_with('/') => {
-                let staging = tempfile::Builder::new()
-                    .prefix("polymr-upload-")
-                    .tempdir()?;
-                let name = key.rsplit('/').next().unwrap_or("result.txt").to_string();
-                Ok(OutputTarget {
-                    local: staging.path().join(name),
-                    s3: Some((bucket, key)),
-                    _staging: Some(staging),
-                })
-            }
-            Some(_) => Err(crate::exit::UsageError(format!(
-                "--output {text}: name an object, not a bucket or prefix"
-            ))
-            .into()),
-            None => Ok(OutputTarget {
-                local: output.to_path_buf(),
-                s3: None,
-                _staging: None,
-            }),
-        }
-    }
-
-    /// Uploads the result (when `succeeded`) and the report (always) beside each other.
-    pub async fn upload(
-        &self,
-        sources: &crate::input::Sources,
-        report: &std::path::Path,
-        succeeded: bool,
-    ) -> anyhow::Result<()> {
-        if succeeded {
-            self.upload_result(sources).await?;
-        }
-        self.upload_report(sources, report).await
-    }
-
-    /// Uploads the result, when it goes to S3.
-    pub async fn upload_result(&self, sources: &crate::input::Sources) -> anyhow::Result<()> {
-        let Some((bucket, key)) = &self.s3 else {
-            return Ok(());
-        };
-        let client = sources.s3.as_ref().context("S3 is not configured")?;
-        crate::input::s3::upload(client, bucket, key, &self.local)
-            .await
-            .map_err(anyhow::Error::msg)
-    }
-
-    /// Uploads the report beside the result, when that goes to S3.
-    pub async fn upload_report(
-        &self,
-        sources: &crate::input::Sources,
-        report: &std::path::Path,
-    ) -> anyhow::Result<()> {
-        let Some((bucket, key)) = &self.s3 else {
-            return Ok(());
-        };
-        let client = sources.s3.as_ref().context("S3 is not configured")?;
-        crate::input::s3::upload(client, bucket, &format!("{key}.report.json"), report)
-            .await
-            .map_err(anyhow::Error::msg)
-    }
 }
 
 #[cfg(test)]

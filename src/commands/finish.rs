@@ -10,7 +10,7 @@ use crate::exec::JobReportBuilder;
 use crate::exit::UsageError;
 use crate::plan::Plan;
 use crate::report::{TaskReport, TaskStatus};
-use crate::settings::OutputTarget;
+use crate::storage::OutputTarget;
 use crate::task::{load_map_done, TaskRef};
 
 pub async fn finish(args: FinishArgs) -> anyhow::Result<u8> {
@@ -66,8 +66,8 @@ pub async fn finish(args: FinishArgs) -> anyhow::Result<u8> {
     }
     let mut report = builder.finish();
     if missing.is_empty() {
-        let parts = crate::exec::publish::parts_of(&plan, &layout);
-        match crate::exec::publish::publish(&plan, output.as_deref(), &parts) {
+        let parts = crate::storage::parts_of(&plan, &layout);
+        match crate::storage::publish(&plan, output.as_deref(), &parts) {
             Ok(()) => {
                 report.status = TaskStatus::Succeeded;
                 report.published = true;

@@ -27,9 +27,7 @@ use crate::report::{InputReport, InputStatus, TaskReport};
 /// Writes a task's report beside its output, tells the person on stderr, picks the exit code.
 fn finish_task(report: &TaskReport, output: &Path) -> anyhow::Result<u8> {
     let report_path = TaskReport::path_for(output);
-    let json = serde_json::to_vec_pretty(report).context("failed to serialize the report")?;
-    write_atomic(&report_path, &json)
-        .with_context(|| format!("failed to write the report `{}`", report_path.display()))?;
+    crate::storage::write_report(&report_path, report)?;
     let succeeded = report.status == crate::report::TaskStatus::Succeeded;
     for i in report
         .inputs

@@ -8,7 +8,6 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::RunArgs;
 use crate::input::Sources;
 use crate::notify::NotifySettings;
-use crate::output::write_atomic;
 use crate::report::{JobReport, TaskStatus};
 use crate::settings::{OutputTarget, RunSettings};
 
@@ -127,9 +126,7 @@ pub(super) async fn conclude(mut report: JobReport, c: &Conclusion<'_>) -> anyho
         .await;
         report.notifications = Some(sent);
     }
-    let json = serde_json::to_vec_pretty(&report).context("failed to serialize the job report")?;
-    write_atomic(&report_path, &json)
-        .with_context(|| format!("failed to write the report `{}`", report_path.display()))?;
+    crate::storage::write_report(&report_path, &report)?;
     if let Some(target) = c.target {
         if let Err(e) = target.upload_report(c.sources, &report_path).await {
             eprintln!("polymr: error: {e:#}");

@@ -15,11 +15,11 @@ use super::attempts::with_retries;
 use super::events::{Event, EventSink, Events, Phase};
 use super::job_report::JobReportBuilder;
 use super::progress::ProgressSink;
-use super::publish::{parts_of, publish};
 use super::workdir::{check_plan, clear_workdir, prepare_workdir};
 use crate::plan::ShuffleLayout;
 use crate::report::{JobReport, TaskStatus};
 use crate::settings::RunSettings;
+use crate::storage::{parts_of, publish};
 use crate::task::{load_map_done, run_attempt, TaskContext, TaskRef};
 
 pub async fn run_local(s: &RunSettings, cancel: CancellationToken) -> anyhow::Result<JobReport> {

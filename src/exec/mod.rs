@@ -7,7 +7,6 @@ pub mod events;
 pub mod job_report;
 mod local;
 mod progress;
-pub mod publish;
 pub mod workdir;
 
 pub use job_report::JobReportBuilder;
