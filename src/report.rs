@@ -241,6 +241,9 @@ pub struct TaskReport {
     pub duration_ms: u64,
     /// The driver's own peak resident memory (children not included).
     pub driver_peak_rss_bytes: u64,
+    /// Who was told the task ended (`polymr reduce` tells the owner), and how that went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<Vec<crate::notify::NotificationReport>>,
 }
 
 /// Peak RSS of this process so far. From the kernel's high-water mark of this process image

@@ -354,3 +354,39 @@ fn the_report_uploaded_to_s3_holds_the_notifications() {
     assert_eq!(report["notifications"][0]["channel"], "email", "{report}");
     assert_eq!(report["notifications"][0]["ok"], false);
 }
+
+/// Regression: `polymr reduce` added the notifications to its report after uploading it.
+#[test]
+fn the_reduce_report_uploaded_to_s3_holds_the_notifications() {
+    let t = TestContext::new();
+    t.write_exec("sum.sh", "#!/bin/sh\nexec cat\n");
+    t.write(
+        "c.yml",
+        "mapper: {language: binary, script: sum.sh}\nreducer: {language: binary, script: sum.sh}\n",
+    );
+    t.write("in/a", "k\t1\n");
+    let s3 = S3Server::start();
+    let (rt, c) = s3_client(&s3.endpoint());
+    create_bucket(&rt, &c, "bkt");
+    let closed = free_port();
+    t.cmd()
+        .envs(AWS_ENV)
+        .env("OWNER", "owner@example.com")
+        .env("SMTP_URL", format!("smtp://127.0.0.1:{closed}"))
+        .args([
+            "reduce",
+            "--config",
+            "c.yml",
+            "--s3-endpoint",
+            &s3.endpoint(),
+            "-o",
+            "s3://bkt/r/result.txt",
+            "in/a",
+        ])
+        .assert()
+        .success();
+    assert_eq!(get(&rt, &c, "bkt", "r/result.txt"), b"k\t1\n");
+    let report: serde_json::Value =
+        serde_json::from_slice(&get(&rt, &c, "bkt", "r/result.txt.report.json")).expect("report");
+    assert_eq!(report["notifications"][0]["channel"], "email", "{report}");
+}

@@ -21,13 +21,17 @@ pub use reduce::reduce;
 pub use run::run;
 pub use task::task;
 
-use crate::output::write_atomic;
 use crate::report::{InputReport, InputStatus, TaskReport};
 
 /// Writes a task's report beside its output, tells the person on stderr, picks the exit code.
 fn finish_task(report: &TaskReport, output: &Path) -> anyhow::Result<u8> {
     let report_path = TaskReport::path_for(output);
     crate::storage::write_report(&report_path, report)?;
+    Ok(tell(report, &report_path))
+}
+
+/// Tells the person on stderr what a task did; its exit code.
+fn tell(report: &TaskReport, report_path: &Path) -> u8 {
     let succeeded = report.status == crate::report::TaskStatus::Succeeded;
     for i in report
         .inputs
@@ -54,7 +58,7 @@ fn finish_task(report: &TaskReport, output: &Path) -> anyhow::Result<u8> {
         report.summary_line(),
         report_path.display()
     );
-    Ok(report.status.exit_code())
+    report.status.exit_code()
 }
 
 /// One stderr line per input that held invalid records, with the first one's line.
@@ -109,53 +113,6 @@ async fn upload(
             Ok(crate::exit::JOB_FAILED)
         }
     }
-}
-
-/// Tells the owner (email, webhook) and records what happened in the report at
-/// `report_path`. Never fails the command: a notification is not the job.
-async fn notify_and_record(
-    settings: &crate::notify::NotifySettings,
-    report_path: &Path,
-    notice: NoticeParts<'_>,
-) {
-    if settings.is_empty() {
-        return;
-    }
-    let Ok(bytes) = std::fs::read(report_path) else {
-        return;
-    };
-    let sent = crate::notify::notify(
-        settings,
-        &crate::notify::Notice {
-            job: notice.job,
-            kind: notice.kind,
-            status: notice.status,
-            summary: notice.summary,
-            result: notice.result,
-            report_json: &bytes,
-        },
-    )
-    .await;
-    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-        return;
-    };
-    value["notifications"] = serde_json::to_value(&sent).unwrap_or_default();
-    if let Ok(json) = serde_json::to_vec_pretty(&value) {
-        if let Err(e) = write_atomic(report_path, &json) {
-            tracing::warn!(
-                "failed to add the notifications to `{}`: {e}",
-                report_path.display()
-            );
-        }
-    }
-}
-
-struct NoticeParts<'a> {
-    job: &'a str,
-    kind: &'a str,
-    status: &'a str,
-    summary: &'a str,
-    result: Option<String>,
 }
 
 /// Where a published result is, for a person: the S3 URL, or the local path.

@@ -2,7 +2,6 @@
 
 use tokio_util::sync::CancellationToken;
 
-use super::finish_task;
 use crate::cli::ReduceArgs;
 use crate::settings::ReduceSettings;
 use crate::shuffle::SortConfig;
@@ -12,7 +11,7 @@ pub async fn reduce(args: ReduceArgs, cancel: CancellationToken) -> anyhow::Resu
     let s = ReduceSettings::resolve(args).await?;
     let spill_dir = tempfile::Builder::new().prefix("polymr-sort-").tempdir()?;
     crate::process::register_temp(spill_dir.path());
-    let report = run_reduce_task(ReduceTask {
+    let mut report = run_reduce_task(ReduceTask {
         job: &s.job,
         command: &s.command,
         input: ReduceInput::Files {
@@ -37,26 +36,42 @@ pub async fn reduce(args: ReduceArgs, cancel: CancellationToken) -> anyhow::Resu
     .report;
     crate::process::unregister_temp(spill_dir.path());
     drop(spill_dir);
-    let code = finish_task(&report, &s.output)?;
-    let code = super::upload(&s.target, &s.sources, &s.output, &report, code).await?;
-    let status = if code == crate::exit::SUCCESS {
-        "succeeded"
-    } else {
-        report.status.label()
-    };
-    super::notify_and_record(
-        &s.notify,
-        &crate::report::TaskReport::path_for(&s.output),
-        super::NoticeParts {
-            job: &report.job_id,
-            kind: "reduce",
-            status,
-            summary: &report.summary_line(),
-            result: (code == crate::exit::SUCCESS)
-                .then(|| super::result_location(Some(&s.target), Some(&s.output)))
-                .flatten(),
-        },
-    )
-    .await;
+    let report_path = crate::report::TaskReport::path_for(&s.output);
+    let mut code = super::tell(&report, &report_path);
+    if report.status == crate::report::TaskStatus::Succeeded {
+        if let Err(e) = s.target.upload_result(&s.sources).await {
+            eprintln!("polymr: error: {e:#}");
+            code = crate::exit::JOB_FAILED;
+        }
+    }
+    if !s.notify.is_empty() {
+        let status = if code == crate::exit::SUCCESS {
+            "succeeded"
+        } else {
+            report.status.label()
+        };
+        let json = serde_json::to_vec_pretty(&report)?;
+        let sent = crate::notify::notify(
+            &s.notify,
+            &crate::notify::Notice {
+                job: &report.job_id,
+                kind: "reduce",
+                status,
+                summary: &report.summary_line(),
+                result: (code == crate::exit::SUCCESS)
+                    .then(|| super::result_location(Some(&s.target), Some(&s.output)))
+                    .flatten(),
+                report_json: &json,
+            },
+        )
+        .await;
+        report.notifications = Some(sent);
+    }
+    // Written, and uploaded, once: with the notifications.
+    crate::storage::write_report(&report_path, &report)?;
+    if let Err(e) = s.target.upload_report(&s.sources, &report_path).await {
+        eprintln!("polymr: error: {e:#}");
+        code = crate::exit::JOB_FAILED;
+    }
     Ok(code)
 }

@@ -73,6 +73,7 @@ pub fn new_report_without_child(
         started_at_unix_ms: unix_ms(),
         duration_ms: 0,
         driver_peak_rss_bytes: 0,
+        notifications: None,
     }
 }
 
