@@ -207,7 +207,7 @@ impl JobConfig {
     pub fn parse(path: &Path, text: &str) -> Result<JobConfig, ConfigError> {
         let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            message: yaml_message(text, &e),
         })?;
         let base = path
             .parent()
@@ -337,11 +337,10 @@ struct Resolver<'a> {
 
 impl Resolver<'_> {
     fn invalid(&self, key: &str, message: impl Into<String>) -> ConfigError {
-        let leaf = key.rsplit('.').next().unwrap_or(key);
         ConfigError::Invalid {
             path: self.path.to_path_buf(),
             key: key.to_string(),
-            line: find_key_line(self.text, leaf),
+            line: find_key_line(self.text, key),
             message: message.into(),
         }
     }
@@ -409,15 +408,47 @@ impl Resolver<'_> {
     }
 }
 
-/// Best-effort line of `key:` in the YAML text, for errors found after deserialization.
+/// serde_yaml's message, with the line of the key at fault when serde_yaml gives none (it
+/// gives none for an unknown key at the top level).
+fn yaml_message(text: &str, e: &serde_yaml::Error) -> String {
+    let message = e.to_string();
+    if e.location().is_some() {
+        return message;
+    }
+    let Some((before, after)) = message.split_once("unknown field `") else {
+        return message;
+    };
+    let Some((field, _)) = after.split_once('`') else {
+        return message;
+    };
+    let key = match before.strip_suffix(": ") {
+        Some(parent) => format!("{parent}.{field}"),
+        None => field.to_string(),
+    };
+    match find_key_line(text, &key) {
+        Some(line) => format!("{message} at line {line}"),
+        None => message,
+    }
+}
+
+/// Best-effort line of a dotted key (`mapper.script`) in the YAML text, for errors found
+/// after deserialization. The leaf is looked for from its parent's line on: another step
+/// above it may have a key of the same name.
 fn find_key_line(text: &str, key: &str) -> Option<usize> {
+    let is_key = |l: &str, key: &str| {
+        let t = l.trim_start().trim_start_matches("- ");
+        t.strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with(':'))
+    };
+    let (parent, leaf) = key.rsplit_once('.').unwrap_or(("", key));
+    let from = match parent {
+        "" => 0,
+        p => text.lines().position(|l| is_key(l, p)).unwrap_or(0),
+    };
     text.lines()
-        .position(|l| {
-            let t = l.trim_start().trim_start_matches("- ");
-            t.strip_prefix(key)
-                .is_some_and(|rest| rest.trim_start().starts_with(':'))
-        })
-        .map(|i| i + 1)
+        .skip(from)
+        .position(|l| is_key(l, leaf))
+        .map(|i| from + i + 1)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ mod docker;
 mod failures;
 mod map;
 mod notify;
+mod props;
 mod remote;
 mod run;
 mod servers;
