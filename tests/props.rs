@@ -196,7 +196,9 @@ fn run_python_helper(dir: &Path, stream: &[u8]) -> Vec<String> {
     .expect("write the echo mapper");
     let mut child = Command::new(python())
         .arg(&helper)
-        .args(["--role", "map", "--format", "lines", "--api", "legacy", "--script"])
+        .args([
+            "--role", "map", "--format", "lines", "--api", "legacy", "--script",
+        ])
         .arg(&script)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -443,11 +445,58 @@ proptest! {
 /// Text that looks enough like the config for the parser to get past YAML syntax often.
 fn yamlish() -> impl Strategy<Value = String> {
     let token = select(vec![
-        "mapper", "combiner", "reducer", "language", "script", "arguments", "function",
-        "decompression", "record_format", "key_separator", "feed", "python", "javascript", "js",
-        "binary", "ruby", "m.py", "gone.py", "xz", "zstd", "lines", "paths", ":", ": ", "- ",
-        "{", "}", "[", "]", ",", "\n", "\n  ", "\n    ", "'", "\"", "~", "null", "&a", "*a",
-        "!!str", "#", "|", ">", "---", "...", "\t", "0", "-1", "1e9", "yes", "\u{0}", "é",
+        "mapper",
+        "combiner",
+        "reducer",
+        "language",
+        "script",
+        "arguments",
+        "function",
+        "decompression",
+        "record_format",
+        "key_separator",
+        "feed",
+        "python",
+        "javascript",
+        "js",
+        "binary",
+        "ruby",
+        "m.py",
+        "gone.py",
+        "xz",
+        "zstd",
+        "lines",
+        "paths",
+        ":",
+        ": ",
+        "- ",
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        "\n",
+        "\n  ",
+        "\n    ",
+        "'",
+        "\"",
+        "~",
+        "null",
+        "&a",
+        "*a",
+        "!!str",
+        "#",
+        "|",
+        ">",
+        "---",
+        "...",
+        "\t",
+        "0",
+        "-1",
+        "1e9",
+        "yes",
+        "\u{0}",
+        "é",
     ]);
     prop_oneof![
         any::<String>(),
@@ -529,13 +578,15 @@ fn step_model(mapper: bool) -> impl Strategy<Value = StepModel> {
         prop::collection::vec(any::<String>(), 0..3),
         prop::option::of("[a-z_][a-z0-9_]{0,8}"),
     )
-        .prop_map(|(language, (script, found), arguments, function)| StepModel {
-            language,
-            script,
-            found,
-            arguments,
-            function: function.filter(|_| language != "binary"),
-        })
+        .prop_map(
+            |(language, (script, found), arguments, function)| StepModel {
+                language,
+                script,
+                found,
+                arguments,
+                function: function.filter(|_| language != "binary"),
+            },
+        )
 }
 
 impl StepModel {
@@ -591,11 +642,23 @@ fn config_model() -> impl Strategy<Value = ConfigModel> {
             ("lines", RecordFormat::Lines),
         ])),
         prop::option::of("[^\n]{1,3}"),
-        prop::option::of(select(vec![("records", Feed::Records), ("paths", Feed::Paths)])),
+        prop::option::of(select(vec![
+            ("records", Feed::Records),
+            ("paths", Feed::Paths),
+        ])),
         any::<bool>(),
     )
         .prop_map(
-            |(mapper, combiner, reducer, decompression, record_format, key_separator, feed, flow)| {
+            |(
+                mapper,
+                combiner,
+                reducer,
+                decompression,
+                record_format,
+                key_separator,
+                feed,
+                flow,
+            )| {
                 ConfigModel {
                     mapper,
                     combiner,
@@ -648,7 +711,13 @@ fn yaml_safe_json(v: &serde_json::Value) -> String {
     };
     v.to_string()
         .chars()
-        .map(|c| if printable(c) { c.to_string() } else { format!("\\u{:04x}", c as u32) })
+        .map(|c| {
+            if printable(c) {
+                c.to_string()
+            } else {
+                format!("\\u{:04x}", c as u32)
+            }
+        })
         .collect()
 }
 
@@ -862,8 +931,7 @@ fn encrypt_original(creds: &AwsCredentials, salt: [u8; 8], symmetric: &[u8; 128]
         .expect("cbc")
         .encrypt_padded_vec_mut::<Pkcs7>(&serde_json::to_vec(creds).expect("json"));
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-    let formatted =
-        serde_json::json!({"ct": STANDARD.encode(ct), "iv": hex(&derived[32..48]), "s": hex(&salt)});
+    let formatted = serde_json::json!({"ct": STANDARD.encode(ct), "iv": hex(&derived[32..48]), "s": hex(&salt)});
     let outer = serde_json::json!({
         "credentials": formatted.to_string(),
         "symmetricKey": STANDARD.encode(wrapped),
@@ -891,15 +959,27 @@ fn envelope_like() -> impl Strategy<Value = serde_json::Value> {
         "[0-9a-f]{0,20}".prop_map(serde_json::Value::from),
     ];
     let value = leaf.prop_recursive(2, 8, 4, |inner| {
-        prop::collection::btree_map(select(vec!["ct", "iv", "s"]), inner, 0..4)
-            .prop_map(|m| serde_json::Value::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()))
+        prop::collection::btree_map(select(vec!["ct", "iv", "s"]), inner, 0..4).prop_map(|m| {
+            serde_json::Value::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+        })
     });
     prop::collection::btree_map(
-        select(vec!["v", "alg", "key", "iv", "ct", "credentials", "symmetricKey", "x"]),
+        select(vec![
+            "v",
+            "alg",
+            "key",
+            "iv",
+            "ct",
+            "credentials",
+            "symmetricKey",
+            "x",
+        ]),
         value,
         0..7,
     )
-    .prop_map(|m| serde_json::Value::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()))
+    .prop_map(|m| {
+        serde_json::Value::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    })
 }
 
 fn no_secret_in(e: &CredentialsError, secrets: &[&str]) -> Result<(), TestCaseError> {
@@ -1036,14 +1116,36 @@ proptest! {
 
 fn s3_key() -> impl Strategy<Value = String> {
     let segment = select(vec![
-        "..", ".", "", "a", "b.xz", "..a", "a..", "...", "\0", " ", "..\\..", "%2e%2e", "\\",
-        "~", "C:", "\u{2024}\u{2024}", ". .", "..\u{0}",
+        "..",
+        ".",
+        "",
+        "a",
+        "b.xz",
+        "..a",
+        "a..",
+        "...",
+        "\0",
+        " ",
+        "..\\..",
+        "%2e%2e",
+        "\\",
+        "~",
+        "C:",
+        "\u{2024}\u{2024}",
+        ". .",
+        "..\u{0}",
     ]);
     prop_oneof![
         any::<String>(),
         prop::collection::vec(segment, 0..8).prop_map(|s| s.join("/")),
-        prop::collection::vec(prop_oneof![Just("/".to_string()), "[./a\u{0}]{1,3}".prop_map(String::from)], 0..8)
-            .prop_map(|s| s.concat()),
+        prop::collection::vec(
+            prop_oneof![
+                Just("/".to_string()),
+                "[./a\u{0}]{1,3}".prop_map(String::from)
+            ],
+            0..8
+        )
+        .prop_map(|s| s.concat()),
     ]
 }
 
@@ -1052,7 +1154,10 @@ fn expected_parts(key: &str) -> Option<Vec<&str>> {
     if key.contains('\0') {
         return None;
     }
-    let parts: Vec<&str> = key.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    let parts: Vec<&str> = key
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
     if parts.is_empty() || parts.contains(&"..") {
         return None;
     }
@@ -1109,7 +1214,9 @@ proptest! {
 
 /// Lines with many equal keys (so ties are common) and hostile bytes: NUL, 0xff, CR, spaces.
 fn shuffle_lines() -> impl Strategy<Value = Vec<Vec<u8>>> {
-    let byte = select(vec![b'a', b'b', b'\t', b'\t', 0, 0xff, b'\r', b' ', b':', b'0']);
+    let byte = select(vec![
+        b'a', b'b', b'\t', b'\t', 0, 0xff, b'\r', b' ', b':', b'0',
+    ]);
     prop::collection::vec(prop::collection::vec(byte, 0..8), 0..300)
 }
 
@@ -1185,7 +1292,10 @@ fn merge_keeps_a_key_together_when_a_line_has_no_separator() {
         Ok(())
     })
     .expect("merge");
-    assert_eq!(keys, vec![b"a".to_vec(), b"a\x05".to_vec(), b"a\x05".to_vec()]);
+    assert_eq!(
+        keys,
+        vec![b"a".to_vec(), b"a\x05".to_vec(), b"a\x05".to_vec()]
+    );
 }
 
 proptest! {

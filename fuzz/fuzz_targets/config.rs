@@ -13,7 +13,12 @@ fn config_path() -> &'static PathBuf {
     static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     &DIR.get_or_init(|| {
         let d = tempfile::tempdir().expect("tempdir");
-        for f in ["m.py", "m.js", "custom-mappers/cm.py", "custom-reducers/reducer.py"] {
+        for f in [
+            "m.py",
+            "m.js",
+            "custom-mappers/cm.py",
+            "custom-reducers/reducer.py",
+        ] {
             let p = d.path().join(f);
             std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
             std::fs::write(p, "").expect("write");
@@ -25,7 +30,9 @@ fn config_path() -> &'static PathBuf {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Err(e) = JobConfig::parse(config_path(), text) {
         let m = e.to_string();
         assert!(m.contains("analysis-tools.yml"), "{m}");

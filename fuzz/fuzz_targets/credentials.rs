@@ -11,11 +11,18 @@ use libfuzzer_sys::fuzz_target;
 
 fn private_key() -> &'static str {
     static KEY: OnceLock<String> = OnceLock::new();
-    KEY.get_or_init(|| polymr::credentials::keygen(2048).expect("keygen").0.to_string())
+    KEY.get_or_init(|| {
+        polymr::credentials::keygen(2048)
+            .expect("keygen")
+            .0
+            .to_string()
+    })
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((mode, rest)) = data.split_first() else { return };
+    let Some((mode, rest)) = data.split_first() else {
+        return;
+    };
     let value = if mode % 2 == 0 {
         String::from_utf8_lossy(rest).into_owned()
     } else {

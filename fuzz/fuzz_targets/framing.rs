@@ -54,14 +54,22 @@ fn unframe(stream: &[u8]) -> Decoded {
     if stream.is_empty() {
         return files;
     }
-    let body = stream.strip_suffix(b"\n").expect("the stream ends with a newline");
+    let body = stream
+        .strip_suffix(b"\n")
+        .expect("the stream ends with a newline");
     for line in body.split(|b| *b == b'\n') {
         if let Some(rest) = line.strip_prefix(b"\0") {
             if let Some(record) = rest.strip_prefix(b"=") {
-                files.last_mut().expect("a record before any marker").3.push(record.to_vec());
+                files
+                    .last_mut()
+                    .expect("a record before any marker")
+                    .3
+                    .push(record.to_vec());
                 continue;
             }
-            let marker = rest.strip_prefix(b"F\t").expect("a control line that is neither F nor =");
+            let marker = rest
+                .strip_prefix(b"F\t")
+                .expect("a control line that is neither F nor =");
             let text = std::str::from_utf8(marker).expect("a marker is UTF-8");
             let mut f = text.splitn(3, '\t');
             let index: usize = f.next().and_then(|i| i.parse().ok()).expect("marker index");
@@ -70,7 +78,11 @@ fn unframe(stream: &[u8]) -> Decoded {
             let name = f.next().expect("marker name").to_string();
             files.push((index, dims, name, Vec::new()));
         } else {
-            files.last_mut().expect("a record before any marker").3.push(line.to_vec());
+            files
+                .last_mut()
+                .expect("a record before any marker")
+                .3
+                .push(line.to_vec());
         }
     }
     files

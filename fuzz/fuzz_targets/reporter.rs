@@ -45,14 +45,29 @@ fn drain(data: &[u8], sizes: &[u8]) -> StderrSummary {
     tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime")
-        .block_on(drain_stderr(Chunked { data, sizes, turn: 0 }, "mapper"))
+        .block_on(drain_stderr(
+            Chunked {
+                data,
+                sizes,
+                turn: 0,
+            },
+            "mapper",
+        ))
 }
 
 fn seen(s: &StderrSummary) -> String {
     let mut invalid: Vec<_> = s
         .invalid
         .iter()
-        .map(|(i, (n, v))| (*i, *n, v.iter().map(|r| (r.line, r.message.clone())).collect::<Vec<_>>()))
+        .map(|(i, (n, v))| {
+            (
+                *i,
+                *n,
+                v.iter()
+                    .map(|r| (r.line, r.message.clone()))
+                    .collect::<Vec<_>>(),
+            )
+        })
         .collect();
     invalid.sort();
     format!(
@@ -65,6 +80,9 @@ fuzz_target!(|input: Input| {
     let s = drain(&input.data, &input.sizes);
     assert!(s.tail.len() <= 20);
     assert!(s.tail.iter().all(|l| l.len() <= 3 * 16 * 1024));
-    assert!(s.invalid.values().all(|(n, v)| v.len() as u64 <= *n && !v.is_empty()));
+    assert!(s
+        .invalid
+        .values()
+        .all(|(n, v)| v.len() as u64 <= *n && !v.is_empty()));
     assert_eq!(seen(&s), seen(&drain(&input.data, &[])));
 });

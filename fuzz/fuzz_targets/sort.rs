@@ -75,7 +75,11 @@ fuzz_target!(|input: Input| {
             .collect();
         want.sort_by(|a, b| split_key(a, sep).cmp(split_key(b, sep)));
         if any_ties {
-            let keys = |v: &[Vec<u8>]| v.iter().map(|l| split_key(l, sep).to_vec()).collect::<Vec<_>>();
+            let keys = |v: &[Vec<u8>]| {
+                v.iter()
+                    .map(|l| split_key(l, sep).to_vec())
+                    .collect::<Vec<_>>()
+            };
             assert_eq!(keys(&got), keys(&want), "partition {p}: keys out of order");
             got.sort();
             want.sort();
