@@ -408,18 +408,22 @@ impl Resolver<'_> {
     }
 }
 
-/// serde_yaml's message, with the line of the key at fault when serde_yaml gives none (it
-/// gives none for an unknown key at the top level).
+/// serde_yaml's message, with the line of the key at fault when it shows none (it shows none
+/// for an unknown key at the top level, nor for any position at line 1 column 1).
 fn yaml_message(text: &str, e: &serde_yaml::Error) -> String {
     let message = e.to_string();
-    if e.location().is_some() {
+    if message.contains(" at line ") {
         return message;
     }
+    let located = |message: String| match e.location() {
+        Some(l) => format!("{message} at line {}", l.line()),
+        None => message,
+    };
     let Some((before, after)) = message.split_once("unknown field `") else {
-        return message;
+        return located(message);
     };
     let Some((field, _)) = after.split_once('`') else {
-        return message;
+        return located(message);
     };
     let key = match before.strip_suffix(": ") {
         Some(parent) => format!("{parent}.{field}"),
@@ -427,7 +431,7 @@ fn yaml_message(text: &str, e: &serde_yaml::Error) -> String {
     };
     match find_key_line(text, &key) {
         Some(line) => format!("{message} at line {line}"),
-        None => message,
+        None => located(message),
     }
 }
 

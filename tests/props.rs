@@ -873,6 +873,12 @@ fn config_unknown_top_level_key_names_its_line() {
         .expect_err("unknown key")
         .to_string();
     assert!(e.contains("`decompress`") && e.contains("line 5"), "{e}");
+    // On the first line too, where serde_yaml does not show its position.
+    let text = "decompress: xz\nmapper:\n  language: python\n  script: m.py\n";
+    let e = JobConfig::parse(&dir.join("a.yml"), text)
+        .expect_err("unknown key")
+        .to_string();
+    assert!(e.contains("`decompress`") && e.contains("line 1"), "{e}");
 }
 
 // ---------------------------------------------------------------------------------------
