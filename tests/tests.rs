@@ -10,6 +10,7 @@ mod docker;
 mod failures;
 mod map;
 mod notify;
+mod props;
 mod records;
 mod reliability;
 mod remote;
