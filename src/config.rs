@@ -215,7 +215,7 @@ impl JobConfig {
     pub fn parse(path: &Path, text: &str) -> Result<JobConfig, ConfigError> {
         let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            message: yaml_message(text, &e),
         })?;
         let base = path
             .parent()
@@ -414,6 +414,33 @@ impl Resolver<'_> {
                     looked.join(", ")
                 )
             })
+    }
+}
+
+/// serde_yaml's message, with the line of the key at fault when it shows none (it shows none
+/// for an unknown key at the top level, nor for any position at line 1 column 1).
+fn yaml_message(text: &str, e: &serde_yaml::Error) -> String {
+    let message = e.to_string();
+    if message.contains(" at line ") {
+        return message;
+    }
+    let located = |message: String| match e.location() {
+        Some(l) => format!("{message} at line {}", l.line()),
+        None => message,
+    };
+    let Some((before, after)) = message.split_once("unknown field `") else {
+        return located(message);
+    };
+    let Some((field, _)) = after.split_once('`') else {
+        return located(message);
+    };
+    let key = match before.strip_suffix(": ") {
+        Some(parent) => format!("{parent}.{field}"),
+        None => field.to_string(),
+    };
+    match find_key_line(text, &key) {
+        Some(line) => format!("{message} at line {line}"),
+        None => located(message),
     }
 }
 

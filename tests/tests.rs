@@ -11,6 +11,7 @@ mod failures;
 mod map;
 mod notify;
 mod plan;
+mod props;
 mod records;
 mod reliability;
 mod remote;

@@ -48,8 +48,15 @@ impl PartialOrd for Ordered<'_> {
 }
 impl Ord for Ordered<'_> {
     fn cmp(&self, other: &Self) -> Ordering {
-        compare_lines(&other.0.line, &self.0.line, self.1.sep).then(other.0.run.cmp(&self.0.run))
+        compare_lines(bare(&other.0.line), bare(&self.0.line), self.1.sep)
+            .then(other.0.run.cmp(&self.0.run))
     }
+}
+
+/// A head's line without its newline. The runs were sorted without it, and with it a line
+/// that has no separator (all key) would sort after `key\x05…` here but before it in a run.
+fn bare(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\n").unwrap_or(line)
 }
 
 /// Merges `runs` (each sorted) and hands every line, newline included, to `out` in order.

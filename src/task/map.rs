@@ -256,6 +256,13 @@ async fn execute(task: &MapTask<'_>, report: &mut TaskReport) -> Result<Done, Ta
         }
         None => {}
     }
+    // The child may have ended before the abort reached it; --fail-fast still fails the task.
+    if let Some(FeedStop::InputFailed { message, transient }) = &fed.stop {
+        return Err(TaskError::InputUnreadable {
+            transient: *transient,
+            message: format!("{message} (--fail-fast)"),
+        });
+    }
     if let Some(e) = child_failure {
         return Err(e);
     }
