@@ -7,25 +7,13 @@ use std::time::Instant;
 use crate::cli::FinishArgs;
 use crate::exec::events::{Event, EventSink};
 use crate::exec::JobReportBuilder;
-use crate::exit::UsageError;
-use crate::plan::Plan;
 use crate::report::{TaskReport, TaskStatus};
 use crate::storage::OutputTarget;
 use crate::task::{load_map_done, TaskRef};
 
 pub async fn finish(args: FinishArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
-    let plan = Plan::read(&args.plan).map_err(|e| UsageError(e.to_string()))?;
-    let layout = plan.layout().ok_or_else(|| {
-        UsageError(format!(
-            "`{}` has no work root: make the plan with `polymr plan --work DIR`",
-            args.plan.display()
-        ))
-    })?;
-    let job = plan
-        .job
-        .load_config()
-        .map_err(|e| UsageError(format!("`{}`: {e}", args.plan.display())))?;
+    let (plan, layout, job) = super::open_plan(&args.plan)?;
     let target = plan.output.as_deref().map(OutputTarget::new).transpose()?;
     let output = target.as_ref().map(|t| t.local.clone());
     let outputs: Vec<&std::path::Path> = plan.output.iter().map(|p| p.as_path()).collect();

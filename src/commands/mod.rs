@@ -134,3 +134,26 @@ fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
         r => r.context("failed to write to stdout"),
     }
 }
+
+/// Reads a plan made with a work root (`polymr plan --work DIR`), its layout, and the job's
+/// config from the contents it carries: what `task` and `finish` start from.
+fn open_plan(
+    path: &Path,
+) -> anyhow::Result<(
+    crate::plan::Plan,
+    crate::plan::ShuffleLayout,
+    crate::config::JobConfig,
+)> {
+    let plan = crate::plan::Plan::read(path).map_err(|e| crate::exit::UsageError(e.to_string()))?;
+    let layout = plan.layout().ok_or_else(|| {
+        crate::exit::UsageError(format!(
+            "`{}` has no work root: make the plan with `polymr plan --work DIR`",
+            path.display()
+        ))
+    })?;
+    let job = plan
+        .job
+        .load_config()
+        .map_err(|e| crate::exit::UsageError(format!("`{}`: {e}", path.display())))?;
+    Ok((plan, layout, job))
+}

@@ -5,21 +5,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::TaskArgs;
 use crate::exit::UsageError;
-use crate::plan::Plan;
 use crate::task::{run_attempt, TaskContext, TaskRef};
 
 pub async fn task(args: TaskArgs, cancel: CancellationToken) -> anyhow::Result<u8> {
-    let plan = Plan::read(&args.plan).map_err(|e| UsageError(e.to_string()))?;
-    let layout = plan.layout().ok_or_else(|| {
-        UsageError(format!(
-            "`{}` has no work root: make the plan with `polymr plan --work DIR`",
-            args.plan.display()
-        ))
-    })?;
-    let job = plan
-        .job
-        .load_config()
-        .map_err(|e| UsageError(format!("`{}`: {e}", args.plan.display())))?;
+    let (plan, layout, job) = super::open_plan(&args.plan)?;
     let task = TaskRef::find(&plan, &args.task).map_err(|e| UsageError(e.to_string()))?;
     crate::exec::workdir::open_resume_dir(layout.root(), &plan.job.id)?;
     crate::exec::workdir::check_plan(&layout, &plan)?;
