@@ -628,10 +628,14 @@ pub fn load_private_key(path: &Path) -> Result<Zeroizing<String>, CredentialsErr
     Ok(pem)
 }
 
-/// The task's credentials: `None` when `CREDENTIALS` is unset or empty (the standard AWS
-/// provider chain applies then), else `CREDENTIALS` decrypted with the private key.
-pub fn from_env(explicit_key: Option<&Path>) -> Result<Option<AwsCredentials>, CredentialsError> {
-    let Some(value) = std::env::var_os(ENV_VAR) else {
+/// The task's credentials: `value` (`CREDENTIALS`, as captured at start-up) decrypted with
+/// the key at `path`; `None` when it is unset or blank (the standard AWS provider chain
+/// applies then).
+pub fn decrypt_value(
+    value: Option<&std::ffi::OsStr>,
+    path: &Path,
+) -> Result<Option<AwsCredentials>, CredentialsError> {
+    let Some(value) = value else {
         return Ok(None);
     };
     let Some(value) = value.to_str() else {
@@ -641,8 +645,7 @@ pub fn from_env(explicit_key: Option<&Path>) -> Result<Option<AwsCredentials>, C
         tracing::warn!("`{ENV_VAR}` is set but empty; using the standard AWS credential chain");
         return Ok(None);
     }
-    let path = private_key_path(explicit_key);
-    let pem = load_private_key(&path)?;
+    let pem = load_private_key(path)?;
     let (creds, format) = decrypt_with_format(value, &pem)?;
     tracing::info!(
         format = format.as_str(),

@@ -18,6 +18,7 @@ pub mod logging;
 pub mod notify;
 pub mod output;
 pub mod plan;
+pub mod prepare;
 pub mod process;
 pub mod records;
 pub mod report;

@@ -50,20 +50,24 @@ pub struct Notice<'a> {
 }
 
 impl NotifySettings {
-    pub fn from_env(
+    pub fn resolve(
         email: Option<String>,
         webhook: Option<String>,
         artifact_url: Option<&str>,
+        env: &crate::settings::NotifyEnv,
     ) -> NotifySettings {
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+        let host = env.hostname.as_deref().unwrap_or("localhost");
         NotifySettings {
             email: email
-                .or_else(|| std::env::var("OWNER").ok())
+                .or_else(|| env.owner.clone())
                 .filter(|e| !e.trim().is_empty()),
-            smtp_url: std::env::var("SMTP_URL").ok().filter(|u| !u.is_empty()),
-            from: std::env::var("POLYMR_MAIL_FROM").unwrap_or_else(|_| format!("polymr@{host}")),
+            smtp_url: env.smtp_url.clone().filter(|u| !u.is_empty()),
+            from: env
+                .mail_from
+                .clone()
+                .unwrap_or_else(|| format!("polymr@{host}")),
             webhook,
-            reducer_id: std::env::var("REDUCER_ID").ok().filter(|r| !r.is_empty()),
+            reducer_id: env.reducer_id.clone().filter(|r| !r.is_empty()),
             link_template: artifact_url.unwrap_or(DEFAULT_LINK_TEMPLATE).to_string(),
         }
     }

@@ -7,6 +7,8 @@ use std::time::Instant;
 use crate::cli::FinishArgs;
 use crate::exec::events::{Event, EventSink};
 use crate::exec::JobReportBuilder;
+use crate::exit::UsageError;
+use crate::plan::{MapOutcome, ShuffleLayout};
 use crate::report::{TaskReport, TaskStatus};
 use crate::storage::OutputTarget;
 use crate::task::{load_map_done, TaskRef};
@@ -14,42 +16,52 @@ use crate::task::{load_map_done, TaskRef};
 pub async fn finish(args: FinishArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
     let (plan, layout, job) = super::open_plan(&args.plan)?;
+    if !layout.marker().is_file() {
+        return Err(UsageError(format!(
+            "no task of this plan has run in `{}` (or the job was finished already, which removes it): nothing to finish",
+            layout.root().display()
+        ))
+        .into());
+    }
     let target = plan.output.as_deref().map(OutputTarget::new).transpose()?;
     let output = target.as_ref().map(|t| t.local.clone());
     let outputs: Vec<&std::path::Path> = plan.output.iter().map(|p| p.as_path()).collect();
-    let sources = crate::settings::sources(&args.remote, &[], &outputs, 3).await?;
+    let env = crate::settings::EnvSnapshot::capture();
+    let remote = crate::settings::RemoteSettings::resolve(&args.remote, &env, &[], &outputs, 3);
+    let sources = crate::prepare::connect(&remote).await?;
 
     let mut builder = JobReportBuilder::new(&plan, &job, output.clone());
     let mut missing = Vec::new();
     for t in &plan.map_tasks {
-        match load_map_done(&layout, &t.id) {
-            Some((report, outcome)) => builder.event(&Event::TaskDone {
-                task: TaskRef::Map(t.index),
-                id: &t.id,
-                attempts: std::slice::from_ref(&report),
-                resumed: false,
-                outcome: Some(&outcome),
-                succeeded: true,
-            }),
-            None => missing.push(t.id.as_str()),
+        let done = load_map_done(&layout, &t.id);
+        let (report, outcome) = done.map_or((None, None), |(r, o)| (Some(r), Some(o)));
+        if !ended(
+            &mut builder,
+            &layout,
+            TaskRef::Map(t.index),
+            &t.id,
+            report,
+            outcome.as_ref(),
+        ) {
+            missing.push(t.id.as_str());
         }
     }
     for r in &plan.reduce_tasks {
-        let report: Option<TaskReport> = std::fs::read(layout.reduce_report(r.partition))
-            .ok()
+        let report: Option<TaskReport> = layout
+            .reduce_output(r.partition)
+            .is_file()
+            .then(|| std::fs::read(layout.reduce_report(r.partition)).ok())
+            .flatten()
             .and_then(|b| serde_json::from_slice(&b).ok());
-        match report {
-            Some(report) if layout.reduce_output(r.partition).is_file() => {
-                builder.event(&Event::TaskDone {
-                    task: TaskRef::Reduce(r.partition),
-                    id: &r.id,
-                    attempts: std::slice::from_ref(&report),
-                    resumed: false,
-                    outcome: None,
-                    succeeded: true,
-                })
-            }
-            _ => missing.push(r.id.as_str()),
+        if !ended(
+            &mut builder,
+            &layout,
+            TaskRef::Reduce(r.partition),
+            &r.id,
+            report,
+            None,
+        ) {
+            missing.push(r.id.as_str());
         }
     }
     let mut report = builder.finish();
@@ -59,6 +71,8 @@ pub async fn finish(args: FinishArgs) -> anyhow::Result<u8> {
             Ok(()) => {
                 report.status = TaskStatus::Succeeded;
                 report.published = true;
+                // As `run` does: only what polymr made under the work root is removed.
+                crate::exec::workdir::clear_workdir(&layout, &plan);
             }
             Err(e) => report.error = Some(format!("failed to publish the result: {e:#}")),
         }
@@ -72,10 +86,11 @@ pub async fn finish(args: FinishArgs) -> anyhow::Result<u8> {
     }
     report.timings.total_ms = started.elapsed().as_millis() as u64;
     report.driver_peak_rss_bytes = crate::report::driver_peak_rss();
-    let notify = crate::notify::NotifySettings::from_env(
+    let notify = crate::notify::NotifySettings::resolve(
         args.notify.notify_email.clone(),
         args.notify.notify_url.clone(),
         None,
+        &env.notify,
     );
     super::run::conclude(
         report,
@@ -88,4 +103,34 @@ pub async fn finish(args: FinishArgs) -> anyhow::Result<u8> {
         },
     )
     .await
+}
+
+/// Reports task `id`'s attempts: its failed ones, then its successful one (`report`), if any.
+/// Whether it succeeded.
+fn ended(
+    builder: &mut JobReportBuilder,
+    layout: &ShuffleLayout,
+    task: TaskRef,
+    id: &str,
+    report: Option<TaskReport>,
+    outcome: Option<&MapOutcome>,
+) -> bool {
+    let mut attempts: Vec<TaskReport> = layout
+        .failed_attempt_reports(id)
+        .into_iter()
+        .filter_map(|(_, path)| serde_json::from_slice(&std::fs::read(path).ok()?).ok())
+        .collect();
+    let succeeded = report.is_some();
+    attempts.extend(report);
+    if !attempts.is_empty() {
+        builder.event(&Event::TaskDone {
+            task,
+            id,
+            attempts: &attempts,
+            resumed: false,
+            outcome,
+            succeeded,
+        });
+    }
+    succeeded
 }

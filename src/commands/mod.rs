@@ -96,7 +96,7 @@ fn print_invalid_output(report: &TaskReport) {
 /// Sends a task's result and report to S3 when that is where they go. A failed upload
 /// fails the task: the result is not where the user asked for it.
 async fn upload(
-    target: &crate::settings::OutputTarget,
+    target: &crate::storage::OutputTarget,
     sources: &crate::input::Sources,
     output: &Path,
     report: &TaskReport,
@@ -117,7 +117,7 @@ async fn upload(
 
 /// Where a published result is, for a person: the S3 URL, or the local path.
 fn result_location(
-    target: Option<&crate::settings::OutputTarget>,
+    target: Option<&crate::storage::OutputTarget>,
     local: Option<&Path>,
 ) -> Option<String> {
     match target.and_then(|t| t.s3.as_ref()) {

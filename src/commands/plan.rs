@@ -6,18 +6,18 @@ use anyhow::Context;
 
 use crate::cli::{PlanArgs, PlanFormat};
 use crate::report::human_bytes;
-use crate::settings::plan_job;
+use crate::settings::{EnvSnapshot, JobSettings};
 
 pub async fn plan(args: PlanArgs) -> anyhow::Result<u8> {
-    let mut plan = plan_job(
+    let settings = JobSettings::resolve(
         args.config.config.as_deref(),
         &args.shape,
         &args.remote,
         &args.job,
         &args.inputs,
-    )
-    .await?
-    .plan;
+        &EnvSnapshot::capture(),
+    )?;
+    let mut plan = crate::prepare::plan_job(&settings).await?.plan;
     if let Some(work) = &args.work {
         // Tasks may run from anywhere: the plan names the work root absolutely.
         plan.work = Some(

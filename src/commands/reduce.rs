@@ -3,19 +3,20 @@
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::ReduceArgs;
-use crate::settings::ReduceSettings;
+use crate::settings::{EnvSnapshot, ReduceSettings};
 use crate::shuffle::SortConfig;
 use crate::task::{run_reduce_task, ReduceInput, ReduceTask};
 
 pub async fn reduce(args: ReduceArgs, cancel: CancellationToken) -> anyhow::Result<u8> {
-    let s = ReduceSettings::resolve(args).await?;
+    let s = ReduceSettings::resolve(args, &EnvSnapshot::capture())?;
+    let t = crate::prepare::reduce_task(&s).await?;
     let spill_dir = tempfile::Builder::new().prefix("polymr-sort-").tempdir()?;
     crate::process::register_temp(spill_dir.path());
     let mut report = run_reduce_task(ReduceTask {
         job: &s.job,
-        command: &s.command,
+        command: &t.command,
         input: ReduceInput::Files {
-            inputs: s.inputs,
+            inputs: t.inputs,
             sort: SortConfig {
                 budget: s.sort_memory,
                 separator: s.job.key_separator.clone(),
@@ -23,11 +24,11 @@ pub async fn reduce(args: ReduceArgs, cancel: CancellationToken) -> anyhow::Resu
                 dir: spill_dir.path().to_path_buf(),
                 name: "reduce".into(),
             },
-            sources: s.sources.clone(),
+            sources: t.sources.clone(),
             max_record_size: s.max_record_size,
         },
-        output: s.output.clone(),
-        env: s.env,
+        output: t.output.clone(),
+        env: t.env.clone(),
         fail_fast: s.fail_fast,
         cancel,
         delete_runs: true,
@@ -36,10 +37,10 @@ pub async fn reduce(args: ReduceArgs, cancel: CancellationToken) -> anyhow::Resu
     .report;
     crate::process::unregister_temp(spill_dir.path());
     drop(spill_dir);
-    let report_path = crate::report::TaskReport::path_for(&s.output);
+    let report_path = crate::report::TaskReport::path_for(&t.output);
     let mut code = super::tell(&report, &report_path);
     if report.status == crate::report::TaskStatus::Succeeded {
-        if let Err(e) = s.target.upload_result(&s.sources).await {
+        if let Err(e) = t.target.upload_result(&t.sources).await {
             eprintln!("polymr: error: {e:#}");
             code = crate::exit::JOB_FAILED;
         }
@@ -59,7 +60,7 @@ pub async fn reduce(args: ReduceArgs, cancel: CancellationToken) -> anyhow::Resu
                 status,
                 summary: &report.summary_line(),
                 result: (code == crate::exit::SUCCESS)
-                    .then(|| super::result_location(Some(&s.target), Some(&s.output)))
+                    .then(|| super::result_location(Some(&t.target), Some(&t.output)))
                     .flatten(),
                 report_json: &json,
             },
@@ -69,7 +70,7 @@ pub async fn reduce(args: ReduceArgs, cancel: CancellationToken) -> anyhow::Resu
     }
     // Written, and uploaded, once: with the notifications.
     crate::storage::write_report(&report_path, &report)?;
-    if let Err(e) = s.target.upload_report(&s.sources, &report_path).await {
+    if let Err(e) = t.target.upload_report(&t.sources, &report_path).await {
         eprintln!("polymr: error: {e:#}");
         code = crate::exit::JOB_FAILED;
     }

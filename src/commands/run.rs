@@ -9,10 +9,11 @@ use crate::cli::RunArgs;
 use crate::input::Sources;
 use crate::notify::NotifySettings;
 use crate::report::{JobReport, TaskStatus};
-use crate::settings::{OutputTarget, RunSettings};
+use crate::settings::{EnvSnapshot, RunSettings};
+use crate::storage::OutputTarget;
 
 pub async fn run(args: RunArgs, cancel: CancellationToken) -> anyhow::Result<u8> {
-    let s = RunSettings::resolve(args).await?;
+    let s = crate::prepare::run(RunSettings::resolve(args, &EnvSnapshot::capture())?).await?;
     tracing::info!(
         map_tasks = s.plan.map_tasks.len(),
         reducers = s.plan.reducers,

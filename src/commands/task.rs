@@ -20,9 +20,13 @@ pub async fn task(args: TaskArgs, cancel: CancellationToken) -> anyhow::Result<u
             .collect(),
         TaskRef::Reduce(_) => Vec::new(),
     };
-    let sources = crate::settings::sources(&args.remote, &remote, &[], 3).await?;
+    let env = crate::settings::EnvSnapshot::capture();
+    let remote = crate::settings::RemoteSettings::resolve(&args.remote, &env, &remote, &[], 3);
+    let sources = crate::prepare::connect(&remote).await?;
+    let helpers = crate::process::Helpers::default();
     let ctx = TaskContext {
-        combiner: TaskContext::combiner_of(&plan, &job)?,
+        combiner: TaskContext::combiner_of(&plan, &job, &helpers)?,
+        helpers,
         plan: &plan,
         job: &job,
         layout,

@@ -17,12 +17,12 @@ use super::job_report::JobReportBuilder;
 use super::progress::ProgressSink;
 use super::workdir::{check_plan, clear_workdir, prepare_workdir};
 use crate::plan::ShuffleLayout;
+use crate::prepare::PreparedRun;
 use crate::report::{JobReport, TaskStatus};
-use crate::settings::RunSettings;
 use crate::storage::{parts_of, publish};
 use crate::task::{load_map_done, run_attempt, TaskContext, TaskRef};
 
-pub async fn run_local(s: &RunSettings, cancel: CancellationToken) -> anyhow::Result<JobReport> {
+pub async fn run_local(s: &PreparedRun, cancel: CancellationToken) -> anyhow::Result<JobReport> {
     let started = Instant::now();
     let (workdir, temp) = prepare_workdir(s)?;
     // Printed now, not at the end: after a `kill -9` this line is all that says where the
@@ -39,7 +39,8 @@ pub async fn run_local(s: &RunSettings, cancel: CancellationToken) -> anyhow::Re
         plan: &plan,
         job: &s.job,
         layout: layout.clone(),
-        combiner: TaskContext::combiner_of(&plan, &s.job)?,
+        combiner: TaskContext::combiner_of(&plan, &s.job, &s.helpers)?,
+        helpers: s.helpers.clone(),
         sources: s.sources.clone(),
         cancel: cancel.clone(),
     };

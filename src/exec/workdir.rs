@@ -9,7 +9,7 @@ use anyhow::Context;
 use crate::exit::UsageError;
 use crate::output::write_atomic;
 use crate::plan::{Plan, ShuffleLayout, MARKER};
-use crate::settings::RunSettings;
+use crate::prepare::PreparedRun;
 
 /// Writes the plan into a new work directory, or checks that the one there is the same
 /// work, so a resumed job never mixes two plans' tasks.
@@ -34,7 +34,7 @@ pub fn check_plan(layout: &ShuffleLayout, plan: &Plan) -> anyhow::Result<()> {
 
 /// The work directory (absolute), and the guard that removes it when polymr made it for
 /// this run alone. A `--resume` directory must be new, empty, or one polymr marked.
-pub fn prepare_workdir(s: &RunSettings) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
+pub fn prepare_workdir(s: &PreparedRun) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
     if let Some(d) = &s.resume {
         let dir = resolve_path(d);
         for (flag, out) in [

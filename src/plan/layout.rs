@@ -15,6 +15,8 @@ pub const MARKER: &str = ".polymr-workdir";
 /// The plan a work directory holds the work of.
 pub const PLAN_FILE: &str = "plan.json";
 const REDUCE_DIR: &str = "reduce";
+/// The reports of failed attempts, kept for the job report of whoever finishes the job.
+const FAILED_DIR: &str = "failed";
 const TASK_REPORT: &str = "report.json";
 const OUTCOME: &str = "outcome.json";
 /// The output of a map task of a map-only job, inside its directory.
@@ -124,6 +126,32 @@ impl ShuffleLayout {
         crate::report::TaskReport::path_for(&self.reduce_output(partition))
     }
 
+    /// Where a failed attempt of task `task_id` leaves its report.
+    pub fn failed_attempt_report(&self, task_id: &str, attempt: u32) -> PathBuf {
+        self.root
+            .join(FAILED_DIR)
+            .join(format!("{task_id}.attempt-{attempt}.json"))
+    }
+
+    /// The failed attempts' reports of task `task_id`, by attempt number. The attempt
+    /// numbers are the scheduler's (Spark's may skip), so they are listed, not counted.
+    pub fn failed_attempt_reports(&self, task_id: &str) -> Vec<(u32, PathBuf)> {
+        let Ok(entries) = std::fs::read_dir(self.root.join(FAILED_DIR)) else {
+            return Vec::new();
+        };
+        let prefix = format!("{task_id}.attempt-");
+        let mut found: Vec<(u32, PathBuf)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let n = name.strip_prefix(&prefix)?.strip_suffix(".json")?;
+                Some((n.parse().ok()?, e.path()))
+            })
+            .collect();
+        found.sort();
+        found
+    }
+
     /// Whether a work-root entry called `name` is one polymr made for a job whose map tasks
     /// are `ids`: the plan, the marker, the map tasks (complete, or attempts), the reduce
     /// outputs, and `write_atomic`'s leftovers of a kill.
@@ -135,6 +163,7 @@ impl ShuffleLayout {
         };
         name == PLAN_FILE
             || name == REDUCE_DIR
+            || name == FAILED_DIR
             || name == MARKER
             || ids.contains(name)
             || name.split_once(".attempt-").is_some_and(|(id, n)| {
@@ -167,6 +196,7 @@ mod tests {
         for ours in [
             "plan.json",
             "reduce",
+            "failed",
             MARKER,
             "map-00001",
             "map-00000.attempt-2",

@@ -4,6 +4,7 @@
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::config::{JobConfig, Language, RecordFormat, Role, Step};
@@ -12,6 +13,8 @@ use crate::config::{JobConfig, Language, RecordFormat, Role, Step};
 /// for them on disk.
 const PYTHON_HELPER: &str = include_str!("../../helpers/python/polymr_helper.py");
 const JS_HELPER: &str = include_str!("../../helpers/js/polymr_helper.js");
+const PYTHON_FILE: &str = "polymr_helper.py";
+const JS_FILE: &str = "polymr_helper.js";
 
 /// Environment variables never passed to user code: secrets, and settings that silently
 /// slow children down (`PYTHONUNBUFFERED` turns every print into a write(2)).
@@ -51,12 +54,29 @@ pub struct ChildCommand {
     pub cwd: Option<PathBuf>,
     /// No progress for this long fails the attempt (`--task-timeout`); `None` waits forever.
     pub timeout: Option<Duration>,
-    /// Keeps the helper script alive for as long as the command may be spawned.
-    _helpers: Option<HelperDir>,
+    /// Keeps the helper scripts alive for as long as the command may be spawned.
+    _helpers: Option<Arc<HelperDir>>,
 }
 
-/// The directory the embedded helper is written to, one per command. It is registered as a
-/// temporary path, so that the immediate exit on a second Ctrl-C removes it too.
+/// The embedded helpers, written to a temporary directory at most once per job: the first
+/// Python or JavaScript step writes them, every later command of the job shares them.
+#[derive(Debug, Clone, Default)]
+pub struct Helpers(Arc<Mutex<Option<Arc<HelperDir>>>>);
+
+impl Helpers {
+    fn dir(&self) -> Result<Arc<HelperDir>, CommandError> {
+        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(dir) = slot.as_ref() {
+            return Ok(dir.clone());
+        }
+        let dir = Arc::new(HelperDir::new().map_err(CommandError::HelperDir)?);
+        *slot = Some(dir.clone());
+        Ok(dir)
+    }
+}
+
+/// The directory the embedded helpers are written to. It is registered as a temporary
+/// path, so that the immediate exit on a second Ctrl-C removes it too.
 #[derive(Debug)]
 struct HelperDir(tempfile::TempDir);
 
@@ -66,7 +86,10 @@ impl HelperDir {
             .prefix("polymr-helper-")
             .tempdir()?;
         super::registry::register_temp(dir.path());
-        Ok(HelperDir(dir))
+        let helpers = HelperDir(dir);
+        std::fs::write(helpers.0.path().join(PYTHON_FILE), PYTHON_HELPER)?;
+        std::fs::write(helpers.0.path().join(JS_FILE), JS_HELPER)?;
+        Ok(helpers)
     }
 }
 
@@ -88,24 +111,29 @@ impl ChildCommand {
         s
     }
 
-    /// Builds the command for `step`. Checks everything that can be checked before work starts.
+    /// Checks, without writing anything, that `step` can run: its interpreter is found, or
+    /// its binary is executable.
+    pub fn check(step: &Step) -> Result<(), CommandError> {
+        match step.language {
+            Language::Binary => check_executable(step),
+            Language::Python | Language::Javascript => {
+                let (program, var, _) = interpreter_of(step.language);
+                resolve_interpreter(step, program, var).map(|_| ())
+            }
+        }
+    }
+
+    /// Builds the command for `step`, writing the job's helpers on first use.
     pub fn for_step(
         job: &JobConfig,
         step: &Step,
         task: &TaskEnv,
+        helpers: &Helpers,
     ) -> Result<ChildCommand, CommandError> {
         let env = child_env(task);
         match step.language {
             Language::Binary => {
-                let mode = std::fs::metadata(&step.script)
-                    .map(|m| m.permissions().mode())
-                    .unwrap_or(0);
-                if mode & 0o111 == 0 {
-                    return Err(CommandError::NotExecutable {
-                        role: step.role,
-                        path: step.script.clone(),
-                    });
-                }
+                check_executable(step)?;
                 Ok(ChildCommand {
                     program: step.script.clone(),
                     args: step.arguments.iter().map(OsString::from).collect(),
@@ -116,20 +144,10 @@ impl ChildCommand {
                 })
             }
             Language::Python | Language::Javascript => {
-                let (program, var, file, text) = if step.language == Language::Python {
-                    (
-                        "python3",
-                        "POLYMR_PYTHON",
-                        "polymr_helper.py",
-                        PYTHON_HELPER,
-                    )
-                } else {
-                    ("node", "POLYMR_NODE", "polymr_helper.js", JS_HELPER)
-                };
+                let (program, var, file) = interpreter_of(step.language);
                 let interpreter = resolve_interpreter(step, program, var)?;
-                let dir = HelperDir::new().map_err(CommandError::HelperDir)?;
+                let dir = helpers.dir()?;
                 let helper = dir.0.path().join(file);
-                std::fs::write(&helper, text).map_err(CommandError::HelperDir)?;
                 let mut args: Vec<OsString> = vec![
                     helper.into(),
                     "--role".into(),
@@ -202,6 +220,27 @@ fn helper_role(role: Role) -> &'static str {
     }
 }
 
+fn check_executable(step: &Step) -> Result<(), CommandError> {
+    let mode = std::fs::metadata(&step.script)
+        .map(|m| m.permissions().mode())
+        .unwrap_or(0);
+    if mode & 0o111 == 0 {
+        return Err(CommandError::NotExecutable {
+            role: step.role,
+            path: step.script.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// The interpreter, the variable that overrides it, and the helper file of a language.
+fn interpreter_of(language: Language) -> (&'static str, &'static str, &'static str) {
+    match language {
+        Language::Javascript => ("node", "POLYMR_NODE", JS_FILE),
+        _ => ("python3", "POLYMR_PYTHON", PYTHON_FILE),
+    }
+}
+
 fn resolve_interpreter(
     step: &Step,
     program: &str,
@@ -250,6 +289,48 @@ fn child_env(task: &TaskEnv) -> Vec<(OsString, OsString)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn step(language: Language, role: Role) -> Step {
+        Step {
+            language,
+            role,
+            script: PathBuf::from("job.py"),
+            function: None,
+            arguments: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn helpers_are_written_once_per_job_and_only_when_a_step_needs_them() {
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(d.path().join("custom-mappers")).expect("mkdir");
+        std::fs::write(d.path().join("custom-mappers/m.py"), "").expect("write");
+        let job = JobConfig::parse(
+            &d.path().join("analysis-tools.yml"),
+            "language: python\nscript: m.py\n",
+        )
+        .expect("config");
+        let helpers = Helpers::default();
+        // Checking writes nothing.
+        ChildCommand::check(&step(Language::Python, Role::Mapper)).expect("python3 on PATH");
+        assert!(helpers.0.lock().expect("lock").is_none());
+        let env = TaskEnv::default();
+        let a = ChildCommand::for_step(&job, &step(Language::Python, Role::Mapper), &env, &helpers)
+            .expect("mapper");
+        let b =
+            ChildCommand::for_step(&job, &step(Language::Python, Role::Reducer), &env, &helpers)
+                .expect("reducer");
+        assert_eq!(a.args[0], b.args[0], "one helper file for the job");
+        let dir = PathBuf::from(&a.args[0])
+            .parent()
+            .expect("dir")
+            .to_path_buf();
+        assert!(dir.join(PYTHON_FILE).is_file() && dir.join(JS_FILE).is_file());
+        drop((a, b));
+        assert!(dir.is_dir(), "the job still holds its helpers");
+        drop(helpers);
+        assert!(!dir.exists(), "removed with the last holder");
+    }
 
     #[test]
     fn secrets_never_reach_children() {

@@ -7,6 +7,6 @@ mod registry;
 mod stderr;
 
 pub use child::{ExitInfo, Spawned, StdinProbe};
-pub use command::{ChildCommand, CommandError, TaskEnv};
+pub use command::{ChildCommand, CommandError, Helpers, TaskEnv};
 pub use registry::{kill_all_now, register_temp, unregister_temp};
 pub use stderr::{drain_stderr, Counters, InvalidRecord, StderrSummary, MAX_COUNTERS};

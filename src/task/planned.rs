@@ -16,7 +16,7 @@ use crate::config::JobConfig;
 use crate::input::Sources;
 use crate::output::write_atomic;
 use crate::plan::{attempt_id, MapOutcome, MapTaskPlan, Plan, ShuffleLayout, TaskKind};
-use crate::process::{ChildCommand, TaskEnv};
+use crate::process::{ChildCommand, Helpers, TaskEnv};
 use crate::report::{TaskReport, TaskStatus};
 use crate::shuffle::SortConfig;
 
@@ -27,6 +27,8 @@ pub struct TaskContext<'a> {
     pub layout: ShuffleLayout,
     /// Built once per job: it is the same for every map task.
     pub combiner: Option<Arc<ChildCommand>>,
+    /// Written once per job, shared by every child.
+    pub helpers: Helpers,
     pub sources: Sources,
     pub cancel: CancellationToken,
 }
@@ -80,6 +82,7 @@ impl TaskContext<'_> {
     pub fn combiner_of(
         plan: &Plan,
         job: &JobConfig,
+        helpers: &Helpers,
     ) -> Result<Option<Arc<ChildCommand>>, TaskError> {
         let Some(c) = &job.combiner else {
             return Ok(None);
@@ -88,22 +91,43 @@ impl TaskContext<'_> {
             job_id: plan.job.id.clone(),
             ..TaskEnv::default()
         };
-        ChildCommand::for_step(job, c, &env)
+        ChildCommand::for_step(job, c, &env, helpers)
             .map(|c| Some(Arc::new(c)))
             .map_err(|e| TaskError::BadPlan(format!("cannot run the combiner: {e}")))
     }
 }
 
 /// Runs attempt `attempt` of `task`.
+/// A failed attempt leaves its report under the layout, so that whoever finishes the job
+/// (`polymr finish`, after tasks ran elsewhere) reports every attempt, not only the last.
 pub async fn run_attempt(ctx: &TaskContext<'_>, task: TaskRef, attempt: u32) -> Attempted {
-    match task {
+    let attempted = match task {
         TaskRef::Map(i) => match ctx.plan.map_tasks.get(i) {
             Some(t) => map_attempt(ctx, t, attempt).await,
-            None => not_in_plan(ctx, "map", format!("map task {i}")),
+            None => return not_in_plan(ctx, "map", format!("map task {i}")),
         },
         TaskRef::Reduce(p) if p < ctx.plan.reducers => reduce_attempt(ctx, p, attempt).await,
-        TaskRef::Reduce(p) => not_in_plan(ctx, "reduce", format!("reduce task {p}")),
+        TaskRef::Reduce(p) => return not_in_plan(ctx, "reduce", format!("reduce task {p}")),
+    };
+    let path = ctx
+        .layout
+        .failed_attempt_report(&task.id(ctx.plan), attempt);
+    if attempted.result.is_ok() {
+        // A rerun of the same attempt number replaces its failure.
+        let _ = std::fs::remove_file(&path);
+    } else {
+        let kept = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| {
+                let json = serde_json::to_vec_pretty(&attempted.report)?;
+                write_atomic(&path, &json)
+            });
+        if let Err(e) = kept {
+            tracing::warn!(path = %path.display(), "failed to keep a failed attempt's report: {e}");
+        }
     }
+    attempted
 }
 
 fn not_in_plan(ctx: &TaskContext<'_>, kind: &str, what: String) -> Attempted {
@@ -132,7 +156,7 @@ async fn map_attempt(ctx: &TaskContext<'_>, t: &MapTaskPlan, attempt: u32) -> At
             _ => None,
         },
     };
-    let command = match ChildCommand::for_step(ctx.job, &ctx.job.mapper, &env) {
+    let command = match ChildCommand::for_step(ctx.job, &ctx.job.mapper, &env, &ctx.helpers) {
         Ok(c) => c,
         Err(e) => {
             let e = TaskError::BadPlan(e.to_string());
@@ -276,7 +300,7 @@ async fn reduce_attempt(ctx: &TaskContext<'_>, p: u32, attempt: u32) -> Attempte
             .job
             .reducer()
             .map_err(|e| TaskError::BadPlan(e.to_string()))?;
-        let command = ChildCommand::for_step(ctx.job, reducer, &env)
+        let command = ChildCommand::for_step(ctx.job, reducer, &env, &ctx.helpers)
             .map_err(|e| TaskError::BadPlan(e.to_string()))?;
         let dir = ctx.layout.reduce_dir();
         std::fs::create_dir_all(&dir).map_err(|e| {
