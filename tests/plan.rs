@@ -61,10 +61,8 @@ fn plan_json_round_trips_and_holds_the_whole_job() {
     let reduce: Vec<&str> = plan.reduce_tasks.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(reduce, ["reduce-00000", "reduce-00001", "reduce-00002"]);
     assert_eq!(plan.work.as_deref(), Some(t.path("w").as_path()));
-    assert_eq!(
-        plan.output.as_deref(),
-        Some(std::path::Path::new("out.txt"))
-    );
+    // Named absolutely, so that tasks and `finish` may run from any directory.
+    assert_eq!(plan.output.as_deref(), Some(t.path("out.txt").as_path()));
 }
 
 /// The retry policy by class: a mapper that fails every time is retried `--retries` times,
@@ -235,4 +233,110 @@ fn finish_before_the_tasks_ran_names_them_and_publishes_nothing() {
         .args(["task", "--plan", "plan.json", "--task", "map-00009"])
         .assert()
         .code(2);
+}
+
+/// Tasks run elsewhere, from another directory: a failed attempt's report reaches the job
+/// report that `finish` writes, `finish` removes only what polymr made in the work root, and
+/// a second `finish` refuses instead of replacing the report with a failure.
+#[test]
+fn finish_reports_failed_attempts_of_tasks_run_elsewhere_and_cleans_the_work_root() {
+    let t = TestContext::new();
+    job(&t);
+    // Fails its first attempt (the file is not there yet), then works.
+    t.write_exec(
+        "flaky.sh",
+        &format!(
+            "#!/bin/sh\nif [ ! -e '{m}' ]; then : > '{m}'; echo 'first attempt breaks' >&2; exit 7; fi\n{AWK}",
+            m = t.path("tried").display(),
+            AWK = AWK_MAP.trim_start_matches("#!/bin/sh\n")
+        ),
+    );
+    t.write(
+        "flaky.yml",
+        "mapper: {language: binary, script: flaky.sh}\nreducer: {language: binary, script: sum.sh}\n",
+    );
+    t.write("w/notes.txt", "the user's own file\n");
+    t.write("w/.polymr-workdir", "");
+    let out = t
+        .cmd()
+        .args([
+            "plan",
+            "--config",
+            "flaky.yml",
+            "--mappers",
+            "1",
+            "--work",
+            "w",
+        ])
+        .args(["-o", "out/result.txt", "--format", "json", "in"])
+        .assert()
+        .success();
+    t.write("plan.json", &out.get_output().stdout);
+    std::fs::create_dir_all(t.path("elsewhere")).expect("mkdir");
+    let task = |id: &str, attempt: &str| {
+        t.cmd()
+            .current_dir(t.path("elsewhere"))
+            .args([
+                "task",
+                "--plan",
+                "../plan.json",
+                "--task",
+                id,
+                "--attempt",
+                attempt,
+            ])
+            .assert()
+    };
+    task("map-00000", "0").code(1);
+    task("map-00000", "1").success();
+    task("reduce-00000", "0").success();
+    t.cmd()
+        .current_dir(t.path("elsewhere"))
+        .args(["finish", "--plan", "../plan.json"])
+        .assert()
+        .success();
+
+    let r = t.report("out/result.txt.report.json");
+    assert_eq!(r["status"], "succeeded", "{r}");
+    let maps: Vec<&serde_json::Value> = r["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .filter(|a| a["kind"] == "map")
+        .collect();
+    assert_eq!(maps.len(), 2, "both attempts of the map task: {r}");
+    assert_eq!(maps[0]["status"], "failed");
+    assert_eq!(maps[0]["child"]["exit"]["code"], 7);
+    assert!(maps[0]["attempt_id"]
+        .as_str()
+        .is_some_and(|i| i.ends_with("_m_000000_0")));
+    assert_eq!(maps[1]["status"], "succeeded");
+    assert!(maps[1]["attempt_id"]
+        .as_str()
+        .is_some_and(|i| i.ends_with("_m_000000_1")));
+    let counts = t.read("out/result.txt");
+    let total: u64 = counts
+        .lines()
+        .filter_map(|l| l.split('\t').nth(1)?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(total, 200 + 250 + 300 + 350 + 400, "{counts}");
+
+    // Only polymr's entries were removed: the user's file stays, with the directory.
+    let left: Vec<String> = std::fs::read_dir(t.path("w"))
+        .expect("w")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, vec!["notes.txt".to_string()]);
+
+    let again = t
+        .cmd()
+        .args(["finish", "--plan", "plan.json"])
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&again.get_output().stderr).to_string();
+    assert!(stderr.contains("nothing to finish"), "{stderr}");
+    assert_eq!(
+        t.report("out/result.txt.report.json")["status"],
+        "succeeded"
+    );
 }
