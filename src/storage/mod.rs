@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+mod s3;
+
 use crate::output::{write_atomic, AtomicFile};
 use crate::plan::{Plan, ShuffleLayout};
 
@@ -63,7 +65,7 @@ impl OutputTarget {
             return Ok(());
         };
         let client = sources.s3.as_ref().context("S3 is not configured")?;
-        crate::input::s3::upload(client, bucket, key, &self.local)
+        s3::upload(client, bucket, key, &self.local)
             .await
             .map_err(anyhow::Error::msg)
     }
@@ -78,7 +80,7 @@ impl OutputTarget {
             return Ok(());
         };
         let client = sources.s3.as_ref().context("S3 is not configured")?;
-        crate::input::s3::upload(client, bucket, &format!("{key}.report.json"), report)
+        s3::upload(client, bucket, &format!("{key}.report.json"), report)
             .await
             .map_err(anyhow::Error::msg)
     }
