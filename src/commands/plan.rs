@@ -24,6 +24,9 @@ pub async fn plan(args: PlanArgs) -> anyhow::Result<u8> {
             std::path::absolute(work).with_context(|| format!("--work `{}`", work.display()))?,
         );
     }
+    if let Some(scheduler) = args.emit {
+        return super::emit::emit(scheduler, &plan, &args);
+    }
     let mappers = plan.job.options.mappers;
     let mut out = Vec::new();
     match args.format {
