@@ -197,8 +197,9 @@ pub struct PlanArgs {
     /// Print the plan as a scheduler's task graph (JSON on stdout) instead of --format.
     #[arg(long, value_enum, value_name = "SCHEDULER")]
     pub emit: Option<Emit>,
+    /// Boxed: these options would make `plan` the largest command by far.
     #[command(flatten)]
-    pub taskcluster: TaskclusterArgs,
+    pub taskcluster: Box<TaskclusterArgs>,
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<String>,
 }

@@ -427,6 +427,9 @@ fn a_map_only_job_has_no_reduce_task_and_http_inputs_pass_through() {
     assert_eq!(got, urls);
 }
 
+/// One way of breaking a payload or a task definition.
+type Mutation = Box<dyn Fn(&mut Value)>;
+
 /// The validator is not a rubber stamp: what the schemas forbid, it refuses.
 #[test]
 fn the_vendored_schemas_refuse_what_taskcluster_refuses() {
@@ -440,7 +443,7 @@ fn the_vendored_schemas_refuse_what_taskcluster_refuses() {
         validate(&Value::Array(vec![good.clone()]), true),
         Vec::<String>::new()
     );
-    let broken: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    let broken: Vec<(&str, Mutation)> = vec![
         (
             "no image",
             Box::new(|p| drop(p.as_object_mut().unwrap().remove("image"))),
@@ -507,7 +510,7 @@ fn the_vendored_schemas_refuse_what_taskcluster_refuses() {
         .success();
     let graph: Value = serde_json::from_slice(&out.get_output().stdout).expect("graph JSON");
     assert_eq!(validate(&graph, false), Vec::<String>::new());
-    let task_broken: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    let task_broken: Vec<(&str, Mutation)> = vec![
         (
             "a dependency that is no slugid",
             Box::new(|d| d["dependencies"] = serde_json::json!(["map-00000"])),
