@@ -78,11 +78,11 @@ test-deps: ## install what the tests need (Debian, apt-get) when it is missing
 	|| { $$SUDO apt-get update && \
 	     $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; } \
 	|| { echo "test-deps: could not install$$missing (no network?)" >&2; exit 1; }
-	@# cryptography: independent credential test vectors; moto[server]: the S3-compatible test server; aiosmtpd: the SMTP server; orjson: the Python helper's fast path.
-	@$(TEST_VENV)/bin/python -c 'import cryptography, moto.server, aiosmtpd, orjson' 2>/dev/null || { \
-		echo "test-deps: making $(TEST_VENV) with cryptography, moto[server], aiosmtpd and orjson"; \
+	@# cryptography: independent credential test vectors; moto[server]: the S3-compatible test server; aiosmtpd: the SMTP server; orjson: the Python helper's fast path; jsonschema, pyyaml, rfc3339-validator: Taskcluster's schemas (tests/fixtures/taskcluster).
+	@$(TEST_VENV)/bin/python -c 'import cryptography, moto.server, aiosmtpd, orjson, jsonschema, yaml, rfc3339_validator' 2>/dev/null || { \
+		echo "test-deps: making $(TEST_VENV) with cryptography, moto[server], aiosmtpd, orjson and jsonschema"; \
 		{ [ -x $(TEST_VENV)/bin/pip ] || $(PYTHON) -m venv $(TEST_VENV); } && \
-		$(TEST_VENV)/bin/pip install --quiet cryptography 'moto[server]' aiosmtpd 'orjson==3.13.0'; } \
+		$(TEST_VENV)/bin/pip install --quiet cryptography 'moto[server]' aiosmtpd 'orjson==3.13.0' jsonschema pyyaml rfc3339-validator; } \
 	|| { echo "test-deps: could not make $(TEST_VENV) (needs python3-venv and PyPI)" >&2; exit 1; }
 
 test: test-deps native ## run the whole test suite (Rust, Python helper, JS helper)

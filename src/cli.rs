@@ -194,6 +194,12 @@ pub struct PlanArgs {
     pub work: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
+    /// Print the plan as a scheduler's task graph (JSON on stdout) instead of --format.
+    #[arg(long, value_enum, value_name = "SCHEDULER")]
+    pub emit: Option<Emit>,
+    /// Boxed: these options would make `plan` the largest command by far.
+    #[command(flatten)]
+    pub taskcluster: Box<TaskclusterArgs>,
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<String>,
 }
@@ -296,4 +302,60 @@ pub struct MapArgs {
     /// Input files, directories (read recursively) or glob patterns.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<String>,
+}
+
+/// The schedulers `polymr plan --emit` writes a task graph for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Emit {
+    /// One docker-worker task per map task and a reduce task that depends on them all.
+    Taskcluster,
+}
+
+/// The task graph for a Taskcluster queue (`polymr plan --emit taskcluster`).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Taskcluster (--emit taskcluster)")]
+pub struct TaskclusterArgs {
+    /// The deployment's root URL: task artifacts and the task group's page are under it.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "TASKCLUSTER_ROOT_URL",
+        default_value = "https://community-tc.services.mozilla.com"
+    )]
+    pub root_url: String,
+    /// The tasks' provisionerId (with --worker-type, their task queue).
+    #[arg(long, value_name = "ID", default_value = "polymr")]
+    pub provisioner_id: String,
+    /// The tasks' workerType: a docker-worker (or d2g generic-worker) pool.
+    #[arg(long, value_name = "TYPE", default_value = "docker-worker")]
+    pub worker_type: String,
+    /// The image every task runs (`make publish` pushes it to a registry a worker can reach).
+    #[arg(long, value_name = "IMAGE", default_value = "polymr:latest")]
+    pub image: String,
+    /// Who owns the job: the tasks' metadata.owner and the reduce task's OWNER, emailed when
+    /// it is done. Required with --emit taskcluster.
+    #[arg(long, value_name = "EMAIL")]
+    pub owner: Option<String>,
+    /// How long from now the tasks may take in all (the queue allows up to 5 days).
+    #[arg(long, value_name = "DURATION", default_value = "1d")]
+    pub deadline: String,
+    /// How long one task may run (payload maxRunTime, 1s to 24h).
+    #[arg(long, value_name = "DURATION", default_value = "4h")]
+    pub max_run_time: String,
+    /// How long from now the tasks and their artifacts (results, reports) are kept.
+    #[arg(long, value_name = "DURATION", default_value = "28d")]
+    pub expires: String,
+    /// The tasks' name (metadata.name), followed by the task's plan id [default: polymr JOB_ID]
+    #[arg(long, value_name = "TEXT")]
+    pub name: Option<String>,
+    /// The tasks' description (metadata.description) [default: the job's inputs in numbers]
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+    /// A link to where the job comes from (metadata.source) [default: the task group's page]
+    #[arg(long, value_name = "URL")]
+    pub source: Option<String>,
+    /// A file holding an encrypted CREDENTIALS value (`polymr credentials encrypt`), `-` for
+    /// stdin, handed to the map tasks; clear credentials are refused.
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
 }

@@ -174,6 +174,8 @@ pub enum CredentialsError {
     EncodeKey(String),
     #[error("encryption failed: {0}")]
     Encrypt(String),
+    #[error("{0} holds AWS credentials in clear, not a `{ENV_VAR}` value: encrypt them with `polymr credentials encrypt`; clear credentials are never put into a task")]
+    Clear(String),
 }
 
 impl CredentialsError {
@@ -654,6 +656,64 @@ pub fn decrypt_value(
         "decrypted `{ENV_VAR}`"
     );
     Ok(Some(creds))
+}
+
+/// What a value handed on to a task must be: an encrypted `CREDENTIALS` envelope (either
+/// format), checked for shape without a private key, so that whoever emits tasks can pass it
+/// on and never a clear secret. `what` names the value's origin in the error.
+pub fn check_encrypted(value: &str, what: &str) -> Result<Format, CredentialsError> {
+    let looks_clear = |text: &str| {
+        parse_credentials_json(text).is_ok()
+            || [
+                "secretAccessKey",
+                "SecretAccessKey",
+                "aws_secret_access_key",
+            ]
+            .iter()
+            .any(|k| text.contains(k))
+    };
+    if looks_clear(value) {
+        return Err(CredentialsError::Clear(what.to_string()));
+    }
+    let compact: String = value.split_ascii_whitespace().collect();
+    let outer = B64_LENIENT
+        .decode(compact.as_bytes())
+        .map_err(CredentialsError::NotBase64)?;
+    if looks_clear(&String::from_utf8_lossy(&outer)) {
+        return Err(CredentialsError::Clear(what.to_string()));
+    }
+    let envelope: serde_json::Value =
+        serde_json::from_slice(&outer).map_err(|e| CredentialsError::NotJson(json_error(&e)))?;
+    let serde_json::Value::Object(obj) = envelope else {
+        return Err(CredentialsError::NotJson("not an object".into()));
+    };
+    if obj.contains_key("v") {
+        if obj.get("v").and_then(|v| v.as_u64()) != Some(2) {
+            return Err(CredentialsError::UnknownVersion(
+                obj["v"].to_string().chars().take(32).collect(),
+            ));
+        }
+        if str_field(&obj, "alg")? != ALG_V2 {
+            return Err(CredentialsError::UnknownAlgorithm(
+                str_field(&obj, "alg")?.chars().take(64).collect(),
+            ));
+        }
+        for field in ["key", "iv", "ct"] {
+            b64_field(&obj, field)?;
+        }
+        return Ok(Format::V2);
+    }
+    if obj.contains_key("credentials") && obj.contains_key("symmetricKey") {
+        b64_field(&obj, "symmetricKey")?;
+        return Ok(Format::Original);
+    }
+    Err(CredentialsError::UnknownFormat(
+        obj.keys()
+            .take(8)
+            .map(|k| format!("{:?}", k.chars().take(32).collect::<String>()))
+            .collect::<Vec<_>>()
+            .join(", "),
+    ))
 }
 
 #[cfg(test)]

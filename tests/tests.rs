@@ -17,4 +17,5 @@ mod reliability;
 mod remote;
 mod run;
 mod servers;
+mod taskcluster;
 mod telemetry_jobs;

@@ -1,6 +1,7 @@
 //! One thin file per subcommand: resolve settings, run, report, pick the exit code.
 
 mod credentials;
+mod emit;
 mod finish;
 mod map;
 mod plan;

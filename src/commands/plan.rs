@@ -40,6 +40,9 @@ pub async fn plan(args: PlanArgs) -> anyhow::Result<u8> {
                 .with_context(|| format!("output `{}`", out.display()))?;
         }
     }
+    if let Some(scheduler) = args.emit {
+        return super::emit::emit(scheduler, &plan, &args);
+    }
     let mappers = plan.job.options.mappers;
     let mut out = Vec::new();
     match args.format {

@@ -3,10 +3,12 @@
 //! reduce tasks, the work root and the outputs) and nothing it must invent, so the local
 //! executor, `polymr task` in a container, or Spark all run the same plan.
 //!
-//! `batch` turns inputs into map tasks; `layout` names every file under the work root.
+//! `batch` turns inputs into map tasks; `layout` names every file under the work root;
+//! `taskcluster` writes a plan as the original's task graph.
 
 mod batch;
 mod layout;
+pub mod taskcluster;
 
 use std::path::PathBuf;
 
