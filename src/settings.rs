@@ -36,7 +36,13 @@ impl MapSettings {
             .with_context(|| format!("cannot run the mapper of `{}`", path.display()))?;
         let target = OutputTarget::new(&args.output)?;
         let sources = sources(&args.remote, &args.inputs, &[&args.output], 3).await?;
-        let inputs = expand(&args.inputs, &sources).await;
+        let (inputs, _) = crate::plan::choose_inputs(
+            args.select.filter.as_deref(),
+            &args.inputs,
+            &sources,
+            &job.key_layout,
+        )
+        .await?;
         let job_id = job_id();
         let env = TaskEnv {
             attempt_id: crate::plan::attempt_id(&job_id, crate::plan::TaskKind::Map, 0, 0),
@@ -248,6 +254,8 @@ pub struct PlannedJob {
     pub job: JobConfig,
     pub plan: crate::plan::Plan,
     pub sources: Sources,
+    /// What `--filter` chose, with each file's dimensions.
+    pub selection: Option<crate::plan::Selection>,
 }
 
 /// `--output`, or `result.txt` when neither output flag is given.
@@ -264,6 +272,7 @@ pub async fn plan_job(
     shape_args: &crate::cli::JobShapeArgs,
     remote: &crate::cli::RemoteArgs,
     opts: &crate::cli::JobOptionArgs,
+    select: &crate::cli::SelectArgs,
     inputs: &[String],
 ) -> anyhow::Result<PlannedJob> {
     let path = JobConfig::locate(config)?;
@@ -295,8 +304,24 @@ pub async fn plan_job(
     let output = requested_output(opts);
     let outputs: Vec<&std::path::Path> = output.iter().map(|p| p.as_path()).collect();
     let sources = sources(remote, inputs, &outputs, 3).await?;
-    let inputs = expand(inputs, &sources).await;
-    let batches = crate::plan::batch(&inputs, mappers, max_batch_bytes);
+    check_count(
+        "--max-files-per-task",
+        shape_args.max_files_per_task as u64,
+        u64::from(u32::MAX),
+    )?;
+    let (inputs, selection) = crate::plan::choose_inputs(
+        select.filter.as_deref(),
+        inputs,
+        &sources,
+        &job.key_layout,
+    )
+    .await?;
+    let batches = crate::plan::batch_capped(
+        &inputs,
+        mappers,
+        max_batch_bytes,
+        shape_args.max_files_per_task,
+    );
     let sort_memory = sort_memory(&opts.sort_memory)?;
     let running = mappers.min(batches.map_tasks.len()).max(1);
     let options = crate::plan::JobOptions {
@@ -311,7 +336,12 @@ pub async fn plan_job(
     let mut plan = crate::plan::Plan::new(spec, batches, reducers);
     plan.output = output;
     plan.output_dir = opts.output_dir.clone();
-    Ok(PlannedJob { job, plan, sources })
+    Ok(PlannedJob {
+        job,
+        plan,
+        sources,
+        selection,
+    })
 }
 
 impl RunSettings {
@@ -320,11 +350,14 @@ impl RunSettings {
             .as_deref()
             .map(OutputTarget::new)
             .transpose()?;
-        let PlannedJob { job, plan, sources } = plan_job(
+        let PlannedJob {
+            job, plan, sources, ..
+        } = plan_job(
             args.config.config.as_deref(),
             &args.shape,
             &args.remote,
             &args.job,
+            &args.select,
             &args.inputs,
         )
         .await?;

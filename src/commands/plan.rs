@@ -9,15 +9,21 @@ use crate::report::human_bytes;
 use crate::settings::plan_job;
 
 pub async fn plan(args: PlanArgs) -> anyhow::Result<u8> {
-    let mut plan = plan_job(
+    let planned = plan_job(
         args.config.config.as_deref(),
         &args.shape,
         &args.remote,
         &args.job,
+        &args.select,
         &args.inputs,
     )
-    .await?
-    .plan;
+    .await?;
+    let mut plan = planned.plan;
+    if args.dry_run {
+        let text = crate::plan::select::render_dry_run(planned.selection.as_ref(), &plan);
+        super::write_stdout(text.as_bytes())?;
+        return Ok(crate::exit::SUCCESS);
+    }
     if let Some(work) = &args.work {
         // Tasks may run from anywhere: the plan names the work root absolutely.
         plan.work = Some(

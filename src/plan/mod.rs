@@ -3,17 +3,22 @@
 //! reduce tasks, the work root and the outputs) and nothing it must invent, so the local
 //! executor, `polymr task` in a container, or Spark all run the same plan.
 //!
-//! `batch` turns inputs into map tasks; `layout` names every file under the work root.
+//! `batch` turns inputs into map tasks; `layout` names every file under the work root;
+//! `filter` and `select` choose the inputs with a `Filter.json`.
 
 mod batch;
+pub mod filter;
 mod layout;
+pub mod select;
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use batch::{batch, Batches};
+pub use batch::{batch, batch_capped, Batches};
+pub use filter::{Filter, FilterError, KeyLayout};
+pub use select::{choose_inputs, NothingMatched, Selection};
 pub use layout::{
     attempt_id, combined_run_name, map_id, reduce_id, run_name, ShuffleLayout, TaskKind, MARKER,
     PLAN_FILE, SUCCESS,
