@@ -3,7 +3,7 @@
 # the test S3 server (moto), against boto3's own paginator listing the same keys on the same
 # server, and how much of the bucket a 1%-selective filter lists. See bench/filter_bench.py.
 #
-#   bash bench/filter.sh            (filling moto with 100,000 keys takes a few minutes)
+#   bash bench/filter.sh            (a few minutes)
 #
 # Environment: KEYS [100000], ROUNDS [3], BUILD=0 skips `cargo build --release`,
 # VENV [target/test-venv] (moto[server] and boto3, from `make test-deps`),
@@ -15,5 +15,5 @@ OUT=${OUT:-bench/out/filter.json}
 if [ "${BUILD:-1}" = 1 ]; then cargo build --release; fi
 [ -x "$VENV/bin/moto_server" ] || { echo "no $VENV/bin/moto_server: run make test-deps" >&2; exit 2; }
 mkdir -p "$(dirname "$OUT")"
-POLYMR="$PWD/target/release/polymr" MOTO_SERVER="$PWD/$VENV/bin/moto_server" \
+POLYMR="$PWD/target/release/polymr" \
   "$VENV/bin/python" bench/filter_bench.py | tee "$OUT"

@@ -1,6 +1,8 @@
 """Filter.json planning against boto3's own listing, on the same moto S3 server.
 
-Fills a bucket with N keys (100,000 by default) in telemetry's layout under a prefix, then,
+Fills a bucket with N keys (100,000 by default) in telemetry's layout under a prefix (moto's
+server, the one the tests use, run in a child process that puts the keys straight into its
+backend: 100,000 PUTs over HTTP take half an hour on this machine), then,
 alternating, ROUNDS times:
   boto3   the list_objects_v2 paginator over the prefix (client made before the clock starts);
   polymr  `polymr plan --dry-run --filter all.json s3://bucket/prefix/` (the whole process:
@@ -22,13 +24,11 @@ import sys
 import tempfile
 import time
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 from botocore.config import Config
 
 POLYMR = os.environ["POLYMR"]
-MOTO = os.environ["MOTO_SERVER"]
 N = int(os.environ.get("KEYS", "100000"))
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 BUCKET = "telemetry-published-v1"
@@ -64,14 +64,6 @@ def client(endpoint):
     )
 
 
-def fill(s3):
-    s3.create_bucket(Bucket=BUCKET)
-    start = time.time()
-    with ThreadPoolExecutor(8) as pool:
-        for n, _ in enumerate(pool.map(lambda k: s3.put_object(Bucket=BUCKET, Key=k, Body=b"x" * 10), keys())):
-            if n % 10000 == 0:
-                log(f"  put {n} keys ({time.time() - start:.0f} s)")
-
 
 def boto3_listing(s3):
     start = time.perf_counter()
@@ -88,7 +80,7 @@ def polymr(args, env):
     if out.returncode != 0:
         raise SystemExit(f"polymr {args} failed ({out.returncode}): {out.stderr}")
     files = int(out.stdout.split(" files,", 1)[0])
-    listed = re.search(r"(\d+) list requests, (\d+) entries seen", out.stdout)
+    listed = re.search(r"list requests: (\d+), entries seen: (\d+)", out.stdout)
     return took, files, (int(listed.group(1)), int(listed.group(2))) if listed else None
 
 
@@ -117,13 +109,13 @@ def main():
     work = tempfile.mkdtemp(prefix="polymr-filter-bench-")
     port = int(os.environ.get("PORT", "0")) or free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([MOTO, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, env={**os.environ, "MOTO_RECORDER_FILEPATH": os.path.join(work, "rec")})
+    log(f"filling s3://{BUCKET}/{PREFIX} with {N} keys on {endpoint}")
+    server = subprocess.Popen([sys.executable, __file__, "serve", str(port)], stdout=subprocess.PIPE,
+                              stdin=subprocess.PIPE, env={**os.environ, "MOTO_RECORDER_FILEPATH": os.path.join(work, "rec")})
     try:
-        wait_for(endpoint)
+        if server.stdout.readline().strip() != b"ready":
+            raise SystemExit("the moto server did not start")
         s3 = client(endpoint)
-        log(f"filling s3://{BUCKET}/{PREFIX} with {N} keys on {endpoint}")
-        fill(s3)
         with open(os.path.join(work, "analysis-tools.yml"), "w") as f:
             f.write("mapper:\n  language: binary\n  script: /bin/cat\n")
         with open(os.path.join(work, "all.json"), "w") as f:
@@ -164,8 +156,27 @@ def main():
             "selective": selective,
         }, indent=2))
     finally:
-        server.terminate()
+        server.stdin.close()
         server.wait()
+
+
+def serve(port):
+    """moto's threaded server (what `moto_server` runs), its bucket filled in-process."""
+    from moto.server import ThreadedMotoServer
+    from moto.s3.models import s3_backends
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    backend = s3_backends["123456789012"]["aws"]
+    backend.create_bucket(BUCKET, "us-east-1")
+    start = time.time()
+    for n, k in enumerate(keys()):
+        backend.put_object(BUCKET, k, b"x" * 10)
+    log(f"  put {n + 1} keys in {time.time() - start:.0f} s")
+    wait_for(f"http://127.0.0.1:{port}")
+    print("ready", flush=True)
+    sys.stdin.read()
+    server.stop()
 
 
 def free_port():
@@ -186,4 +197,7 @@ def wait_for(endpoint):
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["serve"]:
+        serve(int(sys.argv[2]))
+    else:
+        main()

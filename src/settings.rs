@@ -309,13 +309,9 @@ pub async fn plan_job(
         shape_args.max_files_per_task as u64,
         u64::from(u32::MAX),
     )?;
-    let (inputs, selection) = crate::plan::choose_inputs(
-        select.filter.as_deref(),
-        inputs,
-        &sources,
-        &job.key_layout,
-    )
-    .await?;
+    let (inputs, selection) =
+        crate::plan::choose_inputs(select.filter.as_deref(), inputs, &sources, &job.key_layout)
+            .await?;
     let batches = crate::plan::batch_capped(
         &inputs,
         mappers,

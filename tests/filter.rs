@@ -17,7 +17,10 @@ const APPS: [&str; 2] = ["Firefox", "Fennec"];
 const CHANNELS: [&str; 3] = ["nightly", "aurora", "beta"];
 const VERSIONS: [&str; 3] = ["28.0", "29.0", "30.0a1"];
 /// (build id, submission date) of the files in every leaf directory.
-const FILES: [(&str, &str); 2] = [("20140101030201", "20140102"), ("20140104030201", "20140105")];
+const FILES: [(&str, &str); 2] = [
+    ("20140101030201", "20140102"),
+    ("20140104030201", "20140105"),
+];
 
 /// One telemetry key with its dimensions.
 struct Key {
@@ -217,12 +220,26 @@ fn the_filter_chooses_exactly_the_keys_it_allows_on_s3() {
     let exact = filter(
         &t,
         "exact.json",
-        ["\"saved-session\"", "\"*\"", "\"*\"", "\"*\"", "\"*\"", "\"*\""],
+        [
+            "\"saved-session\"",
+            "\"*\"",
+            "\"*\"",
+            "\"*\"",
+            "\"*\"",
+            "\"*\"",
+        ],
     );
     let out = t
         .cmd()
         .envs(AWS_ENV)
-        .args(["plan", "--s3-endpoint", &s3.endpoint(), "--filter", &exact, &root])
+        .args([
+            "plan",
+            "--s3-endpoint",
+            &s3.endpoint(),
+            "--filter",
+            &exact,
+            &root,
+        ])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(4));
@@ -341,13 +358,14 @@ fn list_requests(log: &std::path::Path, from: usize) -> Vec<(String, bool)> {
                 .filter_map(|p| p.split_once('='))
                 .map(|(k, v)| (k.to_string(), percent_decode(v)))
                 .collect();
-            (v["method"] == "GET" && params.get("list-type").map(String::as_str) == Some("2"))
-                .then(|| {
+            (v["method"] == "GET" && params.get("list-type").map(String::as_str) == Some("2")).then(
+                || {
                     (
                         params.get("prefix").cloned().unwrap_or_default(),
                         params.contains_key("delimiter"),
                     )
-                })
+                },
+            )
         })
         .collect()
 }
@@ -377,7 +395,10 @@ fn percent_decode(s: &str) -> String {
 }
 
 fn log_lines(log: &std::path::Path) -> usize {
-    std::fs::read_to_string(log).unwrap_or_default().lines().count()
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .count()
 }
 
 #[test]
@@ -418,7 +439,11 @@ fn listing_prunes_a_one_channel_filter_never_lists_the_others() {
         }
         // The reasons, the apps of each, the channels of each reason/app (for a range
         // only: a named channel is not listed), then each reason/app/beta/ flat.
-        let want = if name == "range.json" { 1 + 2 + 4 + 4 } else { 1 + 2 + 4 };
+        let want = if name == "range.json" {
+            1 + 2 + 4 + 4
+        } else {
+            1 + 2 + 4
+        };
         assert_eq!(lists.len(), want, "{name}: {lists:?}");
     }
 
@@ -500,7 +525,11 @@ fn the_same_filter_over_a_directory_and_over_s3_gives_the_same_plan() {
     let remote = plan_json(
         &t,
         &s3,
-        &[&["--filter", f.as_str(), "s3://telemetry-published-v1/"][..], &shape[..]].concat(),
+        &[
+            &["--filter", f.as_str(), "s3://telemetry-published-v1/"][..],
+            &shape[..],
+        ]
+        .concat(),
     );
     let out = t
         .cmd()
@@ -508,7 +537,11 @@ fn the_same_filter_over_a_directory_and_over_s3_gives_the_same_plan() {
         .args(shape)
         .output()
         .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let local: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let (l, r) = (
         normalized(&local, "tree/"),
@@ -530,16 +563,35 @@ fn dry_run_prints_totals_the_dimension_table_and_the_task_spread() {
     let f = filter(
         &t,
         "f.json",
-        ["\"*\"", "\"Firefox\"", r#"["nightly"]"#, "\"*\"", "\"*\"", "\"*\""],
+        [
+            "\"*\"",
+            "\"Firefox\"",
+            r#"["nightly"]"#,
+            "\"*\"",
+            "\"*\"",
+            "\"*\"",
+        ],
     );
     let out = t
         .cmd()
-        .args(["plan", "--dry-run", "--mappers", "2", "--filter", &f, "tree"])
+        .args([
+            "plan",
+            "--dry-run",
+            "--mappers",
+            "2",
+            "--filter",
+            &f,
+            "tree",
+        ])
         .args(["--max-files-per-task", "4"])
         .output()
         .expect("run");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let chosen: Vec<(String, u64)> = telemetry_keys()
         .iter()
         .enumerate()
@@ -561,12 +613,18 @@ fn dry_run_prints_totals_the_dimension_table_and_the_task_spread() {
     assert!(row("reason", "saved_session", 6), "{text}");
     assert!(row("reason", "idle_daily", 6), "{text}");
     assert!(row("appName", "Firefox", 12), "{text}");
-    assert!(!row("appName", "Fennec", 0) && !text.contains("Fennec"), "{text}");
+    assert!(
+        !row("appName", "Fennec", 0) && !text.contains("Fennec"),
+        "{text}"
+    );
     assert!(row("appVersion", "30.0a1", 4), "{text}");
     assert!(row("submission_date", "20140105", 6), "{text}");
     // 12 files, at most 4 per task: 3 tasks.
     assert!(text.contains("3 map tasks"), "{text}");
-    assert!(text.contains("files per task: min 4, median 4, max 4"), "{text}");
+    assert!(
+        text.contains("files per task: min 4, median 4, max 4"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -578,7 +636,14 @@ fn run_and_map_with_a_filter_read_only_the_chosen_files() {
     let f = filter(
         &t,
         "f.json",
-        [r#"["saved-session"]"#, "\"*\"", "\"aurora\"", "\"*\"", "\"*\"", "\"*\""],
+        [
+            r#"["saved-session"]"#,
+            "\"*\"",
+            "\"aurora\"",
+            "\"*\"",
+            "\"*\"",
+            "\"*\"",
+        ],
     );
     let chosen: Vec<usize> = telemetry_keys()
         .iter()
@@ -597,7 +662,13 @@ fn run_and_map_with_a_filter_read_only_the_chosen_files() {
     let total: u64 = t
         .read("run.txt")
         .lines()
-        .map(|l| l.split(' ').nth(1).expect("count").parse::<u64>().expect("n"))
+        .map(|l| {
+            l.split(' ')
+                .nth(1)
+                .expect("count")
+                .parse::<u64>()
+                .expect("n")
+        })
         .sum();
     assert_eq!(total as usize, records);
 
@@ -642,7 +713,11 @@ fn a_configured_key_layout_moves_the_dimensions() {
         .args(["plan", "--format", "json", "--filter", "f.json", "store"])
         .output()
         .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(
         planned_keys(&plan, "store/"),

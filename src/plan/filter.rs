@@ -279,9 +279,10 @@ fn only_keys(object: &Map<String, Value>, known: &[&str]) -> Result<(), String> 
 
 /// One dimension, or (its name if known, what is wrong).
 fn dimension(value: &Value) -> Result<Dimension, (Option<&str>, String)> {
-    let object = value
-        .as_object()
-        .ok_or((None, "want an object with `field_name` and `allowed_values`".into()))?;
+    let object = value.as_object().ok_or((
+        None,
+        "want an object with `field_name` and `allowed_values`".into(),
+    ))?;
     let name = object.get("field_name").and_then(Value::as_str);
     only_keys(object, &["field_name", "allowed_values"]).map_err(|m| (name, m))?;
     let field_name = match object.get("field_name") {
@@ -307,7 +308,11 @@ fn allowed(value: &Value) -> Result<Allowed, String> {
         Value::Array(items) => items
             .iter()
             .enumerate()
-            .map(|(i, v)| scalar(v).map(|s| sanitize(&s)).map_err(|m| format!("[{i}]: {m}")))
+            .map(|(i, v)| {
+                scalar(v)
+                    .map(|s| sanitize(&s))
+                    .map_err(|m| format!("[{i}]: {m}"))
+            })
             .collect::<Result<Vec<_>, _>>()
             .map(Allowed::OneOf),
         Value::Object(range) => {
@@ -442,9 +447,16 @@ mod tests {
         assert_eq!(
             l.dimensions_of("saved_session/Firefox/nightly/30.0a1/20140101.20140105.v2.log.x.lzma"),
             Some(
-                ["saved_session", "Firefox", "nightly", "30.0a1", "20140101", "20140105"]
-                    .map(String::from)
-                    .to_vec()
+                [
+                    "saved_session",
+                    "Firefox",
+                    "nightly",
+                    "30.0a1",
+                    "20140101",
+                    "20140105"
+                ]
+                .map(String::from)
+                .to_vec()
             )
         );
         assert_eq!(l.dimensions_of("a/b/c/20140101.20140105.v2.log"), None);

@@ -18,11 +18,11 @@ use sha2::{Digest, Sha256};
 
 pub use batch::{batch, batch_capped, Batches};
 pub use filter::{Filter, FilterError, KeyLayout};
-pub use select::{choose_inputs, NothingMatched, Selection};
 pub use layout::{
     attempt_id, combined_run_name, map_id, reduce_id, run_name, ShuffleLayout, TaskKind, MARKER,
     PLAN_FILE, SUCCESS,
 };
+pub use select::{choose_inputs, NothingMatched, Selection};
 
 use crate::input::{Input, Location};
 

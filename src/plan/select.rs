@@ -158,7 +158,7 @@ pub struct ListError {
 
 /// The filter chose no file: no job is started (exit code [`crate::exit::NO_INPUT`]).
 #[derive(Debug, thiserror::Error)]
-#[error("the filter `{}` matches no file under {roots} ({} list requests, {} entries seen): no job was started", filter.display(), stats.requests, stats.entries)]
+#[error("the filter `{}` matches no file under {roots} (list requests: {}, entries seen: {}): no job was started", filter.display(), stats.requests, stats.entries)]
 pub struct NothingMatched {
     pub filter: PathBuf,
     pub roots: String,
@@ -205,7 +205,11 @@ impl Lister<'_> {
                 client,
                 bucket,
                 prefix,
-            } => s3_list(client, bucket, &format!("{prefix}{rel}"), false).await?,
+            } => {
+                // Files directly under `rel` are one delimited level: deeper keys, which
+                // would be dropped, are not even fetched.
+                s3_list(client, bucket, &format!("{prefix}{rel}"), depth == 1).await?
+            }
         };
         listing
             .files
@@ -321,7 +325,8 @@ async fn s3_list(
             let name = o.key().and_then(|k| k.strip_prefix(prefix));
             // A key ending in `/` is a folder marker, not a file.
             if let Some(n) = name.filter(|n| !n.is_empty() && !n.ends_with('/')) {
-                out.files.push((n.to_string(), o.size().unwrap_or(0).max(0) as u64));
+                out.files
+                    .push((n.to_string(), o.size().unwrap_or(0).max(0) as u64));
             }
         }
     }
@@ -530,12 +535,16 @@ impl Selection {
                     e.1 += f.size;
                 }
             }
-            rows.extend(by_value.into_iter().map(|(v, (files, bytes))| DimensionRow {
-                dimension: name.clone(),
-                value: v.to_string(),
-                files,
-                bytes,
-            }));
+            rows.extend(
+                by_value
+                    .into_iter()
+                    .map(|(v, (files, bytes))| DimensionRow {
+                        dimension: name.clone(),
+                        value: v.to_string(),
+                        files,
+                        bytes,
+                    }),
+            );
         }
         rows
     }
@@ -557,7 +566,7 @@ pub fn render_dry_run(selection: Option<&Selection>, plan: &super::Plan) -> Stri
         let roots: Vec<String> = s.roots.iter().map(|r| r.to_string()).collect();
         let _ = writeln!(
             out,
-            "listed {}: {} list requests, {} entries seen",
+            "listed {}: list requests: {}, entries seen: {}",
             roots.join(", "),
             s.stats.requests,
             s.stats.entries
@@ -573,7 +582,12 @@ pub fn render_dry_run(selection: Option<&Selection>, plan: &super::Plan) -> Stri
 fn render_table(out: &mut String, rows: &[DimensionRow]) {
     use crate::report::human_bytes;
     use std::fmt::Write;
-    let dim_w = rows.iter().map(|r| r.dimension.len()).max().unwrap_or(0).max(9);
+    let dim_w = rows
+        .iter()
+        .map(|r| r.dimension.len())
+        .max()
+        .unwrap_or(0)
+        .max(9);
     let val_w = rows
         .iter()
         .map(|r| r.value.chars().count())
@@ -588,7 +602,10 @@ fn render_table(out: &mut String, rows: &[DimensionRow]) {
     let mut i = 0;
     while i < rows.len() {
         let dim = &rows[i].dimension;
-        let same: Vec<&DimensionRow> = rows[i..].iter().take_while(|r| &r.dimension == dim).collect();
+        let same: Vec<&DimensionRow> = rows[i..]
+            .iter()
+            .take_while(|r| &r.dimension == dim)
+            .collect();
         for r in same.iter().take(TABLE_VALUES) {
             let _ = writeln!(
                 out,
