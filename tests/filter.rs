@@ -325,7 +325,7 @@ fn a_malformed_filter_exits_2_naming_the_dimension() {
     // A filter longer than the layout, and a missing one.
     let long = format!(
         r#"{{"dimensions": [{}]}}"#,
-        vec![r#"{"field_name": "d", "allowed_values": "*"}"#; 7].join(",")
+        [r#"{"field_name": "d", "allowed_values": "*"}"#; 7].join(",")
     );
     t.write("long.json", long);
     let out = t
@@ -475,8 +475,11 @@ fn listing_prunes_a_one_channel_filter_never_lists_the_others() {
     );
 }
 
+/// A map task as (id, bytes, [(key below the root, size)]).
+type TaskShape = (String, u64, Vec<(String, u64)>);
+
 /// A plan with its inputs named relative to `root`, so plans of two stores compare.
-fn normalized(plan: &serde_json::Value, root: &str) -> Vec<(String, u64, Vec<(String, u64)>)> {
+fn normalized(plan: &serde_json::Value, root: &str) -> Vec<TaskShape> {
     plan["map_tasks"]
         .as_array()
         .expect("map_tasks")

@@ -661,3 +661,44 @@ fn render_spread(out: &mut String, plan: &super::Plan) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s3(bucket: &str, prefix: &str) -> Root {
+        Root::S3 {
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+        }
+    }
+
+    #[test]
+    fn sources_resolve_to_roots() {
+        assert_eq!(Root::resolve(Some("s3://b"), None).ok(), Some(s3("b", "")));
+        assert_eq!(
+            Root::resolve(Some("s3://b/data"), None).ok(),
+            Some(s3("b", "data/"))
+        );
+        assert_eq!(
+            Root::resolve(Some("s3://b/data/"), None).ok(),
+            Some(s3("b", "data/"))
+        );
+        // No SOURCE: the whole configured bucket; none configured is a usage error.
+        assert_eq!(Root::resolve(None, Some("b")).ok(), Some(s3("b", "")));
+        assert!(Root::resolve(None, None).is_err());
+        // A bare prefix is in the bucket unless it exists on disk.
+        assert_eq!(
+            Root::resolve(Some("no/such/dir"), Some("b")).ok(),
+            Some(s3("b", "no/such/dir/"))
+        );
+        let dir = std::env::temp_dir();
+        let arg = dir.to_string_lossy().into_owned();
+        assert_eq!(
+            Root::resolve(Some(&arg), Some("b")).ok(),
+            Some(Root::Local(dir))
+        );
+        let e = Root::resolve(Some("no/such/dir"), None).expect_err("missing");
+        assert!(e.0.contains("no/such/dir"), "{}", e.0);
+    }
+}
