@@ -134,6 +134,9 @@ pub struct JobShapeArgs {
     /// Largest batch of input bytes (compressed) for one map task.
     #[arg(long, value_name = "SIZE", default_value = "1GiB")]
     pub max_batch_size: String,
+    /// Most input files in one map task (the original planner's cap).
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub max_files_per_task: usize,
 }
 
 #[derive(Debug, Args)]
@@ -151,8 +154,11 @@ pub struct RunArgs {
     /// Keep the job's work in WORKDIR, and skip the map tasks already complete there.
     #[arg(long, value_name = "WORKDIR")]
     pub resume: Option<PathBuf>,
-    /// Input files, directories (read recursively) or glob patterns.
-    #[arg(required = true, value_name = "INPUT")]
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Input files, directories (read recursively) or glob patterns; with --filter, the
+    /// SOURCE roots the filter is applied under.
+    #[arg(required_unless_present = "filter", value_name = "INPUT")]
     pub inputs: Vec<String>,
 }
 
@@ -200,7 +206,13 @@ pub struct PlanArgs {
     /// Boxed: these options would make `plan` the largest command by far.
     #[command(flatten)]
     pub taskcluster: Box<TaskclusterArgs>,
-    #[arg(required = true, value_name = "INPUT")]
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Print what would run (files and bytes, per dimension value, map tasks and their
+    /// spread) instead of the plan.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(required_unless_present = "filter", value_name = "INPUT")]
     pub inputs: Vec<String>,
 }
 
@@ -299,8 +311,11 @@ pub struct MapArgs {
     pub fail_fast: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
-    /// Input files, directories (read recursively) or glob patterns.
-    #[arg(required = true, value_name = "INPUT")]
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Input files, directories (read recursively) or glob patterns; with --filter, the
+    /// SOURCE roots the filter is applied under.
+    #[arg(required_unless_present = "filter", value_name = "INPUT")]
     pub inputs: Vec<String>,
 }
 
@@ -358,4 +373,14 @@ pub struct TaskclusterArgs {
     /// stdin, handed to the map tasks; clear credentials are refused.
     #[arg(long, value_name = "FILE")]
     pub credentials: Option<PathBuf>,
+}
+
+/// Choosing inputs with a `Filter.json` instead of naming them.
+#[derive(Debug, Args, Default, Clone)]
+pub struct SelectArgs {
+    /// Read the files under each SOURCE (a directory, s3://bucket/prefix/, or with --bucket a
+    /// key prefix; none: the whole bucket) that this Filter.json allows; the key layout is
+    /// analysis-tools.yml's `key_layout` (telemetry's by default).
+    #[arg(long, value_name = "Filter.json")]
+    pub filter: Option<PathBuf>,
 }

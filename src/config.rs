@@ -148,6 +148,8 @@ struct RawConfig {
     key_separator: Option<String>,
     #[serde(default)]
     feed: Feed,
+    /// Which part of an input's key is which `Filter.json` dimension.
+    key_layout: Option<crate::plan::KeyLayout>,
 }
 
 /// A step with its script resolved to a path that exists.
@@ -179,6 +181,9 @@ pub struct JobConfig {
     pub record_format: RecordFormat,
     pub key_separator: Vec<u8>,
     pub feed: Feed,
+    /// Which part of an input's key is which `Filter.json` dimension (`key_layout:`;
+    /// telemetry's layout by default).
+    pub key_layout: crate::plan::KeyLayout,
     /// `--task-timeout`, set from the command line (not the YAML): a child making no
     /// progress for this long fails its attempt.
     pub task_timeout: Option<std::time::Duration>,
@@ -304,7 +309,15 @@ impl JobConfig {
             None if legacy => b" ".to_vec(),
             None => b"\t".to_vec(),
         };
+        let key_layout = raw.key_layout.unwrap_or_default();
+        if key_layout.is_empty() {
+            return Err(ctx.invalid(
+                "key_layout",
+                "names no part: give `directories:` and/or `file_name:`",
+            ));
+        }
         Ok(JobConfig {
+            key_layout,
             path: path.to_path_buf(),
             legacy,
             mapper,

@@ -12,6 +12,8 @@ pub const JOB_FAILED: u8 = 1;
 pub const USAGE: u8 = 2;
 /// A bug inside polymr itself.
 pub const INTERNAL: u8 = 3;
+/// `--filter` chose no input file: nothing was started.
+pub const NO_INPUT: u8 = 4;
 /// Stopped by SIGINT / SIGTERM: 128 + the signal number, as shells do.
 pub fn interrupted(signal: i32) -> u8 {
     u8::try_from(128 + signal).unwrap_or(130)
@@ -30,7 +32,9 @@ pub fn code(c: u8) -> ExitCode {
 pub struct UsageError(pub String);
 
 pub fn classify(err: &anyhow::Error) -> u8 {
-    if err.chain().any(is_usage) {
+    if err.chain().any(|c| c.is::<crate::plan::NothingMatched>()) {
+        NO_INPUT
+    } else if err.chain().any(is_usage) {
         USAGE
     } else if err.chain().any(|c| c.is::<std::io::Error>()) {
         JOB_FAILED
@@ -48,7 +52,9 @@ fn is_usage(cause: &(dyn std::error::Error + 'static)) -> bool {
     if let Some(e) = cause.downcast_ref::<crate::credentials::CredentialsError>() {
         return e.is_usage();
     }
-    cause.is::<UsageError>() || cause.is::<crate::config::ConfigError>()
+    cause.is::<UsageError>()
+        || cause.is::<crate::config::ConfigError>()
+        || cause.is::<crate::plan::FilterError>()
 }
 
 #[cfg(test)]

@@ -69,7 +69,9 @@ pub struct PreparedTask {
 pub async fn map_task(s: &MapSettings) -> anyhow::Result<PreparedTask> {
     let target = OutputTarget::new(&s.output)?;
     let sources = connect(&s.remote).await?;
-    let inputs = expand(&s.inputs, &sources).await;
+    let (inputs, _) =
+        crate::plan::choose_inputs(s.filter.as_deref(), &s.inputs, &sources, &s.job.key_layout)
+            .await?;
     let env = TaskEnv {
         // One long-lived child sees many files: the name is set only when there is one.
         input_file: match inputs.as_slice() {
@@ -114,14 +116,19 @@ pub async fn reduce_task(s: &ReduceSettings) -> anyhow::Result<PreparedTask> {
 pub struct PlannedJob {
     pub plan: Plan,
     pub sources: Sources,
+    /// What `--filter` chose, with each file's dimensions.
+    pub selection: Option<crate::plan::Selection>,
 }
 
 /// Lists the job's inputs and plans it: the map tasks as size-balanced batches, the sort
 /// budget shared by the map tasks that run at once.
 pub async fn plan_job(s: &JobSettings) -> anyhow::Result<PlannedJob> {
     let sources = connect(&s.remote).await?;
-    let inputs = expand(&s.inputs, &sources).await;
-    let batches = crate::plan::batch(&inputs, s.mappers, s.max_batch_bytes);
+    let (inputs, selection) =
+        crate::plan::choose_inputs(s.filter.as_deref(), &s.inputs, &sources, &s.job.key_layout)
+            .await?;
+    let batches =
+        crate::plan::batch_capped(&inputs, s.mappers, s.max_batch_bytes, s.max_files_per_task);
     let running = s.mappers.min(batches.map_tasks.len()).max(1);
     let options = crate::plan::JobOptions {
         sort_budget: (s.sort_memory / running).max(1 << 20),
@@ -135,7 +142,11 @@ pub async fn plan_job(s: &JobSettings) -> anyhow::Result<PlannedJob> {
     let mut plan = Plan::new(spec, batches, s.reducers);
     plan.output = s.output.clone();
     plan.output_dir = s.output_dir.clone();
-    Ok(PlannedJob { plan, sources })
+    Ok(PlannedJob {
+        plan,
+        sources,
+        selection,
+    })
 }
 
 /// `polymr run`, planned and connected.
@@ -156,7 +167,7 @@ pub struct PreparedRun {
 
 pub async fn run(s: RunSettings) -> anyhow::Result<PreparedRun> {
     let target = s.job.output.as_deref().map(OutputTarget::new).transpose()?;
-    let PlannedJob { plan, sources } = plan_job(&s.job).await?;
+    let PlannedJob { plan, sources, .. } = plan_job(&s.job).await?;
     if let Some((soft, hard)) = crate::limits::nofile() {
         crate::settings::check_descriptors(
             plan.job.options.mappers,

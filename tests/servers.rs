@@ -37,6 +37,20 @@ pub struct S3Server {
 
 impl S3Server {
     pub fn start() -> S3Server {
+        S3Server::start_with_env(&[])
+    }
+
+    /// A server that appends every request it serves (method, URL with its query) to `log`
+    /// as JSON lines: moto's own request recorder.
+    pub fn start_recording(log: &Path) -> S3Server {
+        let log = log.to_string_lossy();
+        S3Server::start_with_env(&[
+            ("MOTO_ENABLE_RECORDING", "True"),
+            ("MOTO_RECORDER_FILEPATH", &log),
+        ])
+    }
+
+    fn start_with_env(env: &[(&str, &str)]) -> S3Server {
         let bin = std::env::var("POLYMR_TEST_MOTO")
             .map(PathBuf::from)
             .unwrap_or_else(|_| {
@@ -50,6 +64,7 @@ impl S3Server {
         let port = free_port();
         let child = Command::new(&bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -8,6 +8,7 @@ mod config;
 mod credentials;
 mod docker;
 mod failures;
+mod filter;
 mod map;
 mod notify;
 mod plan;

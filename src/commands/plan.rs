@@ -14,10 +14,17 @@ pub async fn plan(args: PlanArgs) -> anyhow::Result<u8> {
         &args.shape,
         &args.remote,
         &args.job,
+        &args.select,
         &args.inputs,
         &EnvSnapshot::capture(),
     )?;
-    let mut plan = crate::prepare::plan_job(&settings).await?.plan;
+    let planned = crate::prepare::plan_job(&settings).await?;
+    let mut plan = planned.plan;
+    if args.dry_run {
+        let text = crate::plan::select::render_dry_run(planned.selection.as_ref(), &plan);
+        super::write_stdout(text.as_bytes())?;
+        return Ok(crate::exit::SUCCESS);
+    }
     if let Some(work) = &args.work {
         // Tasks may run from anywhere: the plan names the work root absolutely.
         plan.work = Some(

@@ -7,6 +7,19 @@ use crate::input::{Input, Location};
 /// Longest-processing-time-first: files by size, largest first, each into the lightest
 /// batch. Within a batch, files keep the order the user gave.
 pub fn batch(inputs: &[Input], mappers: usize, max_batch_bytes: u64) -> Batches {
+    batch_capped(inputs, mappers, max_batch_bytes, usize::MAX)
+}
+
+/// [`batch`] with at most `max_files` files per task (the original planner capped a task
+/// at 50): enough tasks that the cap can hold every file, and each file goes into the
+/// lightest batch that still has room, so the batches stay balanced by bytes.
+pub fn batch_capped(
+    inputs: &[Input],
+    mappers: usize,
+    max_batch_bytes: u64,
+    max_files: usize,
+) -> Batches {
+    let max_files = max_files.max(1);
     let planned: Vec<PlannedInput> = inputs
         .iter()
         .map(|i| PlannedInput {
@@ -22,13 +35,22 @@ pub fn batch(inputs: &[Input], mappers: usize, max_batch_bytes: u64) -> Batches 
         .collect();
     let total_bytes: u64 = planned.iter().map(|p| p.size).sum();
     let by_size = total_bytes.div_ceil(max_batch_bytes.max(1)) as usize;
-    let tasks = mappers.max(by_size).max(1).min(planned.len().max(1));
+    let by_count = planned.len().div_ceil(max_files);
+    let tasks = mappers
+        .max(by_size)
+        .max(1)
+        .min(planned.len().max(1))
+        .max(by_count);
 
     let mut order: Vec<usize> = (0..planned.len()).collect();
     order.sort_by(|&a, &b| planned[b].size.cmp(&planned[a].size).then(a.cmp(&b)));
     let mut batches: Vec<(u64, Vec<usize>)> = vec![(0, Vec::new()); tasks];
     for i in order {
-        let lightest = (0..tasks).min_by_key(|&t| (batches[t].0, t)).unwrap_or(0);
+        // tasks * max_files >= files, so some batch always has room.
+        let lightest = (0..tasks)
+            .filter(|&t| batches[t].1.len() < max_files)
+            .min_by_key(|&t| (batches[t].0, t))
+            .unwrap_or(0);
         batches[lightest].0 += planned[i].size;
         batches[lightest].1.push(i);
     }
@@ -102,5 +124,22 @@ mod tests {
         assert!(p.map_tasks.iter().all(|t| t.bytes <= 300));
         let p = batch(&inputs[..1], 8, 1);
         assert_eq!(p.map_tasks.len(), 1);
+    }
+
+    #[test]
+    fn the_file_cap_holds_and_bytes_stay_balanced() {
+        // 120 small files and 3 big ones: a cap of 50 needs at least 3 tasks.
+        let mut inputs: Vec<Input> = (0..120).map(|i| input(&format!("s{i}"), 1)).collect();
+        inputs.extend((0..3).map(|i| input(&format!("b{i}"), 1000)));
+        let p = batch_capped(&inputs, 1, 1 << 30, 50);
+        assert_eq!(p.map_tasks.len(), 3);
+        assert!(p.map_tasks.iter().all(|t| t.inputs.len() <= 50));
+        let bytes: Vec<u64> = p.map_tasks.iter().map(|t| t.bytes).collect();
+        assert_eq!(bytes, vec![1040, 1040, 1040]);
+        assert_eq!(p.total_files, 123);
+        // A cap of one file is one task per file.
+        assert_eq!(batch_capped(&inputs[..7], 2, 1 << 30, 1).map_tasks.len(), 7);
+        // No input, no task.
+        assert!(batch_capped(&[], 2, 1 << 30, 50).map_tasks.is_empty());
     }
 }

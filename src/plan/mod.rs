@@ -4,10 +4,12 @@
 //! executor, `polymr task` in a container, or Spark all run the same plan.
 //!
 //! `batch` turns inputs into map tasks; `layout` names every file under the work root;
-//! `taskcluster` writes a plan as the original's task graph.
+//! `taskcluster` writes a plan as the original's task graph; `filter` and `select` choose the inputs with a `Filter.json`.
 
 mod batch;
+pub mod filter;
 mod layout;
+pub mod select;
 pub mod taskcluster;
 
 use std::path::PathBuf;
@@ -15,11 +17,13 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use batch::{batch, Batches};
+pub use batch::{batch, batch_capped, Batches};
+pub use filter::{Filter, FilterError, KeyLayout};
 pub use layout::{
     attempt_id, combined_run_name, map_id, reduce_id, run_name, ShuffleLayout, TaskKind, MARKER,
     PLAN_FILE, SUCCESS,
 };
+pub use select::{choose_inputs, NothingMatched, Selection};
 
 use crate::input::{Input, Location};
 

@@ -21,6 +21,8 @@ pub use remote::RemoteSettings;
 pub struct MapSettings {
     pub job: JobConfig,
     pub inputs: Vec<String>,
+    /// `--filter`: the inputs are the files under `inputs` that it allows.
+    pub filter: Option<PathBuf>,
     pub output: PathBuf,
     pub remote: RemoteSettings,
     pub fail_fast: bool,
@@ -47,6 +49,7 @@ impl MapSettings {
         Ok(MapSettings {
             job,
             inputs: args.inputs,
+            filter: args.select.filter,
             output: args.output,
             remote,
             fail_fast: args.fail_fast,
@@ -127,9 +130,12 @@ pub struct JobSettings {
     /// The config's text, as the plan carries it.
     pub config_contents: String,
     pub inputs: Vec<String>,
+    /// `--filter`: the inputs are the files under `inputs` that it allows.
+    pub filter: Option<PathBuf>,
     pub remote: RemoteSettings,
     pub mappers: usize,
     pub max_batch_bytes: u64,
+    pub max_files_per_task: usize,
     /// Reduce partitions; 0 when the job has no reducer to run.
     pub reducers: u32,
     pub job_id: String,
@@ -146,6 +152,7 @@ impl JobSettings {
         shape_args: &crate::cli::JobShapeArgs,
         remote: &crate::cli::RemoteArgs,
         opts: &crate::cli::JobOptionArgs,
+        select: &crate::cli::SelectArgs,
         inputs: &[String],
         env: &EnvSnapshot,
     ) -> anyhow::Result<JobSettings> {
@@ -158,6 +165,11 @@ impl JobSettings {
             "--reducers",
             u64::from(shape_args.reducers),
             u64::from(crate::limits::MAX_REDUCERS),
+        )?;
+        check_count(
+            "--max-files-per-task",
+            shape_args.max_files_per_task as u64,
+            u64::from(u32::MAX),
         )?;
         let reducers = check_steps(&job)?
             .then_some(shape_args.reducers)
@@ -178,8 +190,10 @@ impl JobSettings {
             job,
             config_contents,
             inputs: inputs.to_vec(),
+            filter: select.filter.clone(),
             mappers,
             max_batch_bytes,
+            max_files_per_task: shape_args.max_files_per_task,
             reducers,
             job_id: job_id(env),
             options,
@@ -223,6 +237,7 @@ impl RunSettings {
             &args.shape,
             &args.remote,
             &args.job,
+            &args.select,
             &args.inputs,
             env,
         )?;
