@@ -3,6 +3,7 @@
 
 mod util;
 
+mod browser;
 mod children;
 mod config;
 mod credentials;
@@ -10,6 +11,7 @@ mod docker;
 mod failures;
 mod map;
 mod notify;
+mod page;
 mod plan;
 mod props;
 mod records;
