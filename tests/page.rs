@@ -238,6 +238,28 @@ fn http(addr: &str, method: &str, path: &str, host: &str) -> (String, String) {
     (status, body)
 }
 
+/// A `polymr run` that a failed assertion must not leave waiting on its mapper: stopped as
+/// a person would (SIGTERM, so it stops its children), killed if that does not do.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(20) {
+                if let Ok(Some(_)) = self.0.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 #[test]
 fn the_live_page_shows_the_running_task_then_the_job_succeeded() {
     let t = TestContext::new();
@@ -263,6 +285,7 @@ fn the_live_page_shows_the_running_task_then_the_job_succeeded() {
         .spawn()
         .expect("start polymr");
     let stderr = child.stderr.take().expect("stderr");
+    let mut child = Stopped(child);
     let (tx, lines) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -325,7 +348,7 @@ fn the_live_page_shows_the_running_task_then_the_job_succeeded() {
         b.eval("document.querySelectorAll('#timeline rect.bar.running').length"),
         0
     );
-    let status = crate::util::wait_with_deadline(&mut child, Duration::from_secs(60));
+    let status = crate::util::wait_with_deadline(&mut child.0, Duration::from_secs(60));
     assert!(status.success(), "{status}");
     assert!(t.path("result.txt.report.html").is_file());
     assert!(
