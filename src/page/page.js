@@ -499,6 +499,7 @@
   // ---- drawing and interaction --------------------------------------------------------------
 
   function render() {
+    var started = performance.now();
     var r = state.report || {};
     var app = document.getElementById("app");
     var scroll = window.scrollY;
@@ -506,6 +507,8 @@
     window.scrollTo(0, scroll);
     document.title = "polymr " + statusOf(r) + (r.job_id ? " · " + r.job_id : "");
     document.documentElement.setAttribute("data-status", statusOf(r));
+    // How long drawing took (the script's part of loading the page), for measurements.
+    document.documentElement.setAttribute("data-render-ms", String(Math.round(performance.now() - started)));
     document.documentElement.setAttribute("data-rendered", String((Number(document.documentElement.getAttribute("data-rendered")) || 0) + 1));
   }
 
