@@ -14,7 +14,7 @@ DEMO_INPUT  ?= $(SAMPLE)
 TEST_VENV   := target/test-venv
 # Commands the tests need, and the Debian package that provides each.
 TEST_CMDS   := xz:xz-utils gzip:gzip zstd:zstd bzip2:bzip2 $(CC):gcc mawk:mawk \
-               $(PYTHON):python3 node:nodejs
+               $(PYTHON):python3 node:nodejs chromium:chromium
 # The container image (docker/Dockerfile). Its base is built here from Debian's packages
 # (`make base-image`: no registry needed); BASE=debian-like-image:tag uses another one.
 IMAGE        ?= polymr

@@ -41,6 +41,19 @@ pub enum Command {
     Finish(FinishArgs),
     /// Make a key pair, and encrypt the AWS credentials a task receives in CREDENTIALS.
     Credentials(CredentialsArgs),
+    /// Show a report (a job's, a map task's or a reduce task's): a short summary on stdout,
+    /// or with --html one self-contained page (timeline, every input's fate, failures).
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The JSON report `polymr run`, `map`, `reduce` or `finish` wrote.
+    #[arg(value_name = "REPORT.json")]
+    pub report: PathBuf,
+    /// Write the page here (one HTML file that opens from disk, no network).
+    #[arg(long, value_name = "OUT.html")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -154,6 +167,10 @@ pub struct RunArgs {
     /// Keep the job's work in WORKDIR, and skip the map tasks already complete there.
     #[arg(long, value_name = "WORKDIR")]
     pub resume: Option<PathBuf>,
+    /// Serve the job's page live while it runs, read-only, on ADDR (HOST:PORT, or a port)
+    /// [default: 127.0.0.1:0, any free port]; the URL is printed on stderr.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, require_equals = true, default_missing_value = "127.0.0.1:0")]
+    pub ui: Option<String>,
     #[command(flatten)]
     pub select: SelectArgs,
     /// Input files, directories (read recursively) or glob patterns; with --filter, the

@@ -17,6 +17,7 @@ pub mod limits;
 pub mod logging;
 pub mod notify;
 pub mod output;
+pub mod page;
 pub mod plan;
 pub mod prepare;
 pub mod process;

@@ -214,6 +214,7 @@ fn same_result_whatever_the_mappers_and_reducers() {
             "part-00001",
             "part-00002",
             "part-00003",
+            "report.html",
             "report.json"
         ]
     );

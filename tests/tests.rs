@@ -3,6 +3,7 @@
 
 mod util;
 
+mod browser;
 mod children;
 mod config;
 mod credentials;
@@ -11,6 +12,7 @@ mod failures;
 mod filter;
 mod map;
 mod notify;
+mod page;
 mod plan;
 mod props;
 mod records;

@@ -6,6 +6,7 @@ mod finish;
 mod map;
 mod plan;
 mod reduce;
+mod report;
 mod run;
 mod task;
 
@@ -19,6 +20,7 @@ pub use finish::finish;
 pub use map::map;
 pub use plan::plan;
 pub use reduce::reduce;
+pub use report::report;
 pub use run::run;
 pub use task::task;
 

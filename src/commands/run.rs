@@ -8,11 +8,14 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::RunArgs;
 use crate::input::Sources;
 use crate::notify::NotifySettings;
+use crate::page::{LiveServer, LiveState};
+use crate::prepare::PreparedRun;
 use crate::report::{JobReport, TaskStatus};
 use crate::settings::{EnvSnapshot, RunSettings};
 use crate::storage::OutputTarget;
 
 pub async fn run(args: RunArgs, cancel: CancellationToken) -> anyhow::Result<u8> {
+    let ui = args.ui.clone();
     let s = crate::prepare::run(RunSettings::resolve(args, &EnvSnapshot::capture())?).await?;
     tracing::info!(
         map_tasks = s.plan.map_tasks.len(),
@@ -20,7 +23,29 @@ pub async fn run(args: RunArgs, cancel: CancellationToken) -> anyhow::Result<u8>
         files = s.plan.total_files,
         "job planned"
     );
-    let report = crate::exec::run_local(&s, cancel).await?;
+    let Some(addr) = ui else {
+        let report = crate::exec::run_local(&s, cancel).await?;
+        return conclude_run(report, &s).await;
+    };
+    let live = LiveServer::start(&addr, LiveState::new(&s.plan)).await?;
+    eprintln!(
+        "polymr: live page: {} (read-only; it stops when the job ends)",
+        live.url()
+    );
+    let sink = std::sync::Mutex::new(live.sink());
+    let report = crate::exec::run_local_with(&s, cancel, Some(&sink)).await;
+    if let Ok(report) = &report {
+        live.job_ended(report);
+    }
+    let code = match report {
+        Ok(report) => conclude_run(report, &s).await,
+        Err(e) => Err(e),
+    };
+    live.stop().await;
+    code
+}
+
+async fn conclude_run(report: JobReport, s: &PreparedRun) -> anyhow::Result<u8> {
     conclude(
         report,
         &Conclusion {
@@ -128,6 +153,12 @@ pub(super) async fn conclude(mut report: JobReport, c: &Conclusion<'_>) -> anyho
         report.notifications = Some(sent);
     }
     crate::storage::write_report(&report_path, &report)?;
+    // The page beside the report; the JSON stays the record, so a page that cannot be
+    // written is a warning.
+    let page = crate::page::html_path_for(&report_path);
+    if let Err(e) = crate::page::write_html(&page, &report) {
+        eprintln!("polymr: warning: {e:#}");
+    }
     if let Some(target) = c.target {
         if let Err(e) = target.upload_report(c.sources, &report_path).await {
             eprintln!("polymr: error: {e:#}");

@@ -23,6 +23,15 @@ use crate::storage::{parts_of, publish};
 use crate::task::{load_map_done, run_attempt, TaskContext, TaskRef};
 
 pub async fn run_local(s: &PreparedRun, cancel: CancellationToken) -> anyhow::Result<JobReport> {
+    run_local_with(s, cancel, None::<&Mutex<ProgressSink>>).await
+}
+
+/// The same, with one more sink of its events (the live page of `run --ui`).
+pub async fn run_local_with<S: EventSink>(
+    s: &PreparedRun,
+    cancel: CancellationToken,
+    extra_sink: Option<&Mutex<S>>,
+) -> anyhow::Result<JobReport> {
     let started = Instant::now();
     let (workdir, temp) = prepare_workdir(s)?;
     // Printed now, not at the end: after a `kill -9` this line is all that says where the
@@ -46,10 +55,14 @@ pub async fn run_local(s: &PreparedRun, cancel: CancellationToken) -> anyhow::Re
     };
     let builder = Mutex::new(JobReportBuilder::new(&plan, &s.job, s.output.clone()));
     let progress = Mutex::new(ProgressSink::default());
-    let events = Events::new(vec![
+    let mut sinks = vec![
         &builder as &Mutex<dyn EventSink>,
         &progress as &Mutex<dyn EventSink>,
-    ]);
+    ];
+    if let Some(extra) = extra_sink {
+        sinks.push(extra as &Mutex<dyn EventSink>);
+    }
+    let events = Events::new(sinks);
 
     let maps = plan.map_tasks.iter().map(|t| TaskRef::Map(t.index));
     let failed_maps = run_phase(&ctx, &events, Phase::Map, maps.collect()).await;

@@ -10,4 +10,4 @@ mod progress;
 pub mod workdir;
 
 pub use job_report::JobReportBuilder;
-pub use local::run_local;
+pub use local::{run_local, run_local_with};
