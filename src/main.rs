@@ -32,6 +32,7 @@ fn main() -> ExitCode {
             Command::Task(args) => commands::task(args, cancel).await,
             Command::Finish(args) => commands::finish(args).await,
             Command::Credentials(args) => commands::credentials(args),
+            Command::SparkSubmit(args) => commands::spark_submit(args, cancel).await,
         }
     });
     // Children and temp files are owned by the tasks, which have finished by now; the

@@ -17,4 +17,5 @@ mod reliability;
 mod remote;
 mod run;
 mod servers;
+mod spark;
 mod telemetry_jobs;

@@ -13,7 +13,7 @@ use crate::task::{load_map_done, TaskRef};
 
 pub async fn finish(args: FinishArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
-    let (plan, layout, job) = super::open_plan(&args.plan)?;
+    let (plan, layout, job) = super::open_plan(&args.plan, &super::PlanPlace::default())?;
     let target = plan.output.as_deref().map(OutputTarget::new).transpose()?;
     let output = target.as_ref().map(|t| t.local.clone());
     let outputs: Vec<&std::path::Path> = plan.output.iter().map(|p| p.as_path()).collect();
@@ -22,34 +22,49 @@ pub async fn finish(args: FinishArgs) -> anyhow::Result<u8> {
     let mut builder = JobReportBuilder::new(&plan, &job, output.clone());
     let mut missing = Vec::new();
     for t in &plan.map_tasks {
-        match load_map_done(&layout, &t.id) {
-            Some((report, outcome)) => builder.event(&Event::TaskDone {
+        let mut attempts = failed_attempts(&layout, &t.id);
+        let done = load_map_done(&layout, &t.id);
+        let outcome = done.as_ref().map(|(_, o)| o);
+        if let Some((report, _)) = &done {
+            attempts.push(report.clone());
+        } else {
+            missing.push(t.id.as_str());
+        }
+        if done.is_some() || !attempts.is_empty() {
+            builder.event(&Event::TaskDone {
                 task: TaskRef::Map(t.index),
                 id: &t.id,
-                attempts: std::slice::from_ref(&report),
+                attempts: &attempts,
                 resumed: false,
-                outcome: Some(&outcome),
-                succeeded: true,
-            }),
-            None => missing.push(t.id.as_str()),
+                outcome,
+                succeeded: done.is_some(),
+            });
         }
     }
     for r in &plan.reduce_tasks {
         let report: Option<TaskReport> = std::fs::read(layout.reduce_report(r.partition))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
-        match report {
+        let mut attempts = failed_attempts(&layout, &r.id);
+        let succeeded = match report {
             Some(report) if layout.reduce_output(r.partition).is_file() => {
-                builder.event(&Event::TaskDone {
-                    task: TaskRef::Reduce(r.partition),
-                    id: &r.id,
-                    attempts: std::slice::from_ref(&report),
-                    resumed: false,
-                    outcome: None,
-                    succeeded: true,
-                })
+                attempts.push(report);
+                true
             }
-            _ => missing.push(r.id.as_str()),
+            _ => {
+                missing.push(r.id.as_str());
+                false
+            }
+        };
+        if !attempts.is_empty() {
+            builder.event(&Event::TaskDone {
+                task: TaskRef::Reduce(r.partition),
+                id: &r.id,
+                attempts: &attempts,
+                resumed: false,
+                outcome: None,
+                succeeded,
+            });
         }
     }
     let mut report = builder.finish();
@@ -63,12 +78,21 @@ pub async fn finish(args: FinishArgs) -> anyhow::Result<u8> {
             Err(e) => report.error = Some(format!("failed to publish the result: {e:#}")),
         }
     } else {
-        report.error = Some(format!(
-            "{} task(s) of the plan have not finished in `{}`: {}",
-            missing.len(),
-            layout.root().display(),
-            missing.join(", ")
-        ));
+        let first_error = report
+            .tasks
+            .iter()
+            .rev()
+            .find_map(|t| t.error.as_deref())
+            .map(|e| format!("; the last failed attempt: {e}"))
+            .unwrap_or_default();
+        report.error = Some(
+            format!(
+                "{} task(s) of the plan have not finished in `{}`: {}",
+                missing.len(),
+                layout.root().display(),
+                missing.join(", "),
+            ) + &first_error,
+        );
     }
     report.timings.total_ms = started.elapsed().as_millis() as u64;
     report.driver_peak_rss_bytes = crate::report::driver_peak_rss();
@@ -88,4 +112,26 @@ pub async fn finish(args: FinishArgs) -> anyhow::Result<u8> {
         },
     )
     .await
+}
+
+/// The reports `polymr task` kept of a task's failed attempts, in attempt order: in the job
+/// report they come before the attempt that succeeded, and add nothing to its counters.
+fn failed_attempts(layout: &crate::plan::ShuffleLayout, id: &str) -> Vec<TaskReport> {
+    layout
+        .failed_attempts(id)
+        .into_iter()
+        .filter_map(|(_, path)| {
+            let read = std::fs::read(&path).ok()?;
+            match serde_json::from_slice(&read) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    eprintln!(
+                        "polymr: warning: `{}` is not a task report: {e}",
+                        path.display()
+                    );
+                    None
+                }
+            }
+        })
+        .collect()
 }

@@ -8,7 +8,11 @@ use crate::exit::UsageError;
 use crate::task::{run_attempt, TaskContext, TaskRef};
 
 pub async fn task(args: TaskArgs, cancel: CancellationToken) -> anyhow::Result<u8> {
-    let (plan, layout, job) = super::open_plan(&args.plan)?;
+    let place = super::PlanPlace {
+        work: args.work.clone(),
+        job_dir: args.job_dir.clone(),
+    };
+    let (plan, layout, job) = super::open_plan(&args.plan, &place)?;
     let task = TaskRef::find(&plan, &args.task).map_err(|e| UsageError(e.to_string()))?;
     crate::exec::workdir::open_resume_dir(layout.root(), &plan.job.id)?;
     crate::exec::workdir::check_plan(&layout, &plan)?;
@@ -28,6 +32,7 @@ pub async fn task(args: TaskArgs, cancel: CancellationToken) -> anyhow::Result<u
         layout,
         sources,
         cancel,
+        runs_from: args.runs_from.clone(),
     };
     let attempted = run_attempt(&ctx, task, args.attempt).await;
     if let Err(e) = &attempted.result {
@@ -40,6 +45,16 @@ pub async fn task(args: TaskArgs, cancel: CancellationToken) -> anyhow::Result<u
             "polymr: error: {} attempt {}: {e} ({again})",
             args.task, args.attempt
         );
+        // `finish` puts it in the job report beside the attempt that succeeded.
+        let path = ctx.layout.failed_attempt_report(&args.task, args.attempt);
+        let kept = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| crate::storage::write_report(&path, &attempted.report));
+        if let Err(e) = kept {
+            eprintln!("polymr: warning: the failed attempt's report was not kept: {e:#}");
+        }
     }
     eprintln!("{}", attempted.report.summary_line());
     Ok(attempted.report.status.exit_code())

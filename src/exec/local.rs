@@ -42,6 +42,7 @@ pub async fn run_local(s: &RunSettings, cancel: CancellationToken) -> anyhow::Re
         combiner: TaskContext::combiner_of(&plan, &s.job)?,
         sources: s.sources.clone(),
         cancel: cancel.clone(),
+        runs_from: None,
     };
     let builder = Mutex::new(JobReportBuilder::new(&plan, &s.job, s.output.clone()));
     let progress = Mutex::new(ProgressSink::default());
