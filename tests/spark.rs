@@ -87,6 +87,9 @@ fn spark(t: &TestContext, submit: &Path, env: &[(&str, &str)], run_args: &[&str]
             "spark.eventLog.enabled=true",
             "--conf",
             &format!("spark.eventLog.dir=file://{}", events.display()),
+            // Spark 4 compresses event logs by default; plain text is what is searched.
+            "--conf",
+            "spark.eventLog.compress=false",
             "--",
         ])
         .args(run_args);
@@ -292,8 +295,7 @@ fn bytes_retries_and_failures_on_spark() {
     t.write_exec(
         "bin/map.sh",
         &format!(
-            "#!/bin/sh\nif [ ! -e '{}' ]; then : > '{}'; cat >/dev/null; echo 'first attempt fails on purpose' >&2; exit 3; fi\nexec awk '{{ print }} END {{ print \"reporter:counter:test,lines,\" NR > \"/dev/stderr\" }}'\n",
-            mark.display(),
+            "#!/bin/sh\nif mkdir '{}' 2>/dev/null; then cat >/dev/null; echo 'first attempt fails on purpose' >&2; exit 3; fi\nexec awk '{{ print }} END {{ print \"reporter:counter:test,lines,\" NR > \"/dev/stderr\" }}'\n",
             mark.display()
         ),
     );

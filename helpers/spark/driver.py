@@ -153,6 +153,12 @@ def run_polymr(job, root, task, attempt, extra):
     ] + extra + job.task_args
     env = dict(os.environ)
     env.update(job.env)
+    for k in ("POLYMR_PYTHON", "POLYMR_NODE"):
+        # `./env/bin/python` from `--archives env.tar.gz#env` is relative to the worker's
+        # directory; polymr runs in the attempt's.
+        v = env.get(k, "")
+        if "/" in v and not os.path.isabs(v):
+            env[k] = os.path.abspath(v)
     err_path = os.path.join(root, "stderr")
     with open(err_path, "wb") as err:
         p = subprocess.Popen(
