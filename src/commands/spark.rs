@@ -73,6 +73,12 @@ pub async fn spark_submit(args: SparkSubmitArgs, cancel: CancellationToken) -> a
     cmd.args(submit_args(&spark, &planned.plan, &staged, &run)?)
         .process_group(0)
         .kill_on_drop(true);
+    // stdout carries data only: spark-submit's and the driver program's output (PySpark
+    // merges the driver's stderr into it) is log output, so it goes to stderr.
+    let stderr = std::os::fd::AsFd::as_fd(&std::io::stderr())
+        .try_clone_to_owned()
+        .context("failed to duplicate stderr")?;
+    cmd.stdout(std::process::Stdio::from(stderr));
     if let Some(python) = venv_python(&submit) {
         if std::env::var_os("PYSPARK_PYTHON").is_none() {
             cmd.env("PYSPARK_PYTHON", python);
