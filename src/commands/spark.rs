@@ -189,12 +189,11 @@ fn stage(
     std::fs::write(dir.path().join(crate::plan::PLAN_FILE), &json)?;
     if !spark.no_bundle {
         let exe = std::env::current_exe().context("cannot find this polymr binary")?;
-        std::fs::copy(&exe, dir.path().join("polymr"))
-            .with_context(|| format!("failed to copy `{}` into the bundle", exe.display()))?;
+        bundle_binary(&exe, &dir.path().join("polymr"))?;
     }
     let files = job_files(plan, job)?;
     for (from, to) in &files.scripts {
-        let target = dir.path().join(BUNDLE_JOB_DIR).join(&to);
+        let target = dir.path().join(BUNDLE_JOB_DIR).join(to);
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent)?;
         }
@@ -231,6 +230,26 @@ fn stage(
         driver,
         job_dir,
     })
+}
+
+/// The binary without its debug information when `strip` is at hand: a release build with
+/// `debug = 1` is ten times larger, and every executor downloads and unpacks the bundle.
+fn bundle_binary(exe: &Path, to: &Path) -> anyhow::Result<()> {
+    if let Ok(strip) = which::which("strip") {
+        let stripped = std::process::Command::new(strip)
+            .arg("--strip-debug")
+            .arg("-o")
+            .arg(to)
+            .arg(exe)
+            .stderr(std::process::Stdio::null())
+            .status();
+        if stripped.is_ok_and(|s| s.success()) {
+            return Ok(());
+        }
+    }
+    std::fs::copy(exe, to)
+        .map(drop)
+        .with_context(|| format!("failed to copy `{}` into the bundle", exe.display()))
 }
 
 /// The job's files in the bundle: the config and the scripts it runs (mapper, combiner,
