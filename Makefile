@@ -84,6 +84,8 @@ test-deps: ## install what the tests need (Debian, apt-get) when it is missing
 		{ [ -x $(TEST_VENV)/bin/pip ] || $(PYTHON) -m venv $(TEST_VENV); } && \
 		$(TEST_VENV)/bin/pip install --quiet cryptography 'moto[server]' aiosmtpd 'orjson==3.13.0' jsonschema pyyaml rfc3339-validator; } \
 	|| { echo "test-deps: could not make $(TEST_VENV) (needs python3-venv and PyPI)" >&2; exit 1; }
+	@# pyspark (about 460 MB; needs Java 17 or 21): the Spark tests (tests/spark.rs) run local-cluster mode from it.
+	@$(TEST_VENV)/bin/python -c 'import pyspark' 2>/dev/null || { 		echo "test-deps: installing pyspark into $(TEST_VENV)"; 		$(TEST_VENV)/bin/pip install --quiet pyspark; } 	|| { echo "test-deps: could not install pyspark into $(TEST_VENV) (needs PyPI)" >&2; exit 1; }
 
 test: test-deps native ## run the whole test suite (Rust, Python helper, JS helper)
 	POLYMR_TEST_PYTHON=$(CURDIR)/$(TEST_VENV)/bin/python $(CARGO) test --release

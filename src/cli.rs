@@ -44,6 +44,24 @@ pub enum Command {
     /// Show a report (a job's, a map task's or a reduce task's): a short summary on stdout,
     /// or with --html one self-contained page (timeline, every input's fate, failures).
     Report(ReportArgs),
+    /// Run a job on Apache Spark: `polymr spark-submit [SPARK-SUBMIT OPTIONS] -- [RUN
+    /// OPTIONS] INPUT...`. Before `--`: spark-submit's options, and --master (default
+    /// local[*]), --no-bundle, --executor-polymr PATH, --spark-submit PATH; after it: `run`'s.
+    #[command(name = "spark-submit")]
+    SparkSubmit(SparkSubmitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SparkSubmitArgs {
+    /// [SPARK-SUBMIT OPTIONS] -- [RUN OPTIONS] INPUT...
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        num_args = 1..,
+        required = true,
+        value_name = "ARGS"
+    )]
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -244,6 +262,19 @@ pub struct TaskArgs {
     /// Which attempt this is (it names the attempt's directory and `mapreduce_task_attempt_id`).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub attempt: u32,
+    /// Read and write under DIR instead of the plan's work root (an executor's local disk).
+    #[arg(long, value_name = "DIR")]
+    pub work: Option<PathBuf>,
+    /// Where the job's directory is on this machine, when not where it was planned (an
+    /// unpacked bundle): the config's scripts are found under DIR by their paths relative to
+    /// the config; the config itself is the text the plan carries.
+    #[arg(long, value_name = "DIR", env = "POLYMR_JOB_DIR")]
+    pub job_dir: Option<PathBuf>,
+    /// A reduce task's runs are the files this runs manifest names (`{"partition": P,
+    /// "runs": [paths relative to it, in merge order]}`), not the map outcomes under the work
+    /// root: how Spark's shuffle hands a partition over.
+    #[arg(long, value_name = "MANIFEST")]
+    pub runs_from: Option<PathBuf>,
     #[command(flatten)]
     pub remote: RemoteArgs,
 }

@@ -33,6 +33,7 @@ fn main() -> ExitCode {
             Command::Finish(args) => commands::finish(args).await,
             Command::Credentials(args) => commands::credentials(args),
             Command::Report(args) => commands::report(args),
+            Command::SparkSubmit(args) => commands::spark_submit(args, cancel).await,
         }
     });
     // Children and temp files are owned by the tasks, which have finished by now; the

@@ -20,5 +20,6 @@ mod reliability;
 mod remote;
 mod run;
 mod servers;
+mod spark;
 mod taskcluster;
 mod telemetry_jobs;

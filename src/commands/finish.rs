@@ -15,8 +15,8 @@ use crate::task::{load_map_done, TaskRef};
 
 pub async fn finish(args: FinishArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
-    let (plan, layout, job) = super::open_plan(&args.plan)?;
-    if !layout.marker().is_file() {
+    let (plan, layout, job) = super::open_plan(&args.plan, &super::PlanPlace::default())?;
+    if !has_work(&layout, &plan) {
         return Err(UsageError(format!(
             "no task of this plan has run in `{}` (or the job was finished already, which removes it): nothing to finish",
             layout.root().display()
@@ -77,12 +77,21 @@ pub async fn finish(args: FinishArgs) -> anyhow::Result<u8> {
             Err(e) => report.error = Some(format!("failed to publish the result: {e:#}")),
         }
     } else {
-        report.error = Some(format!(
-            "{} task(s) of the plan have not finished in `{}`: {}",
-            missing.len(),
-            layout.root().display(),
-            missing.join(", ")
-        ));
+        let first_error = report
+            .tasks
+            .iter()
+            .rev()
+            .find_map(|t| t.error.as_deref())
+            .map(|e| format!("; the last failed attempt: {e}"))
+            .unwrap_or_default();
+        report.error = Some(
+            format!(
+                "{} task(s) of the plan have not finished in `{}`: {}",
+                missing.len(),
+                layout.root().display(),
+                missing.join(", "),
+            ) + &first_error,
+        );
     }
     report.timings.total_ms = started.elapsed().as_millis() as u64;
     report.driver_peak_rss_bytes = crate::report::driver_peak_rss();
@@ -115,11 +124,7 @@ fn ended(
     report: Option<TaskReport>,
     outcome: Option<&MapOutcome>,
 ) -> bool {
-    let mut attempts: Vec<TaskReport> = layout
-        .failed_attempt_reports(id)
-        .into_iter()
-        .filter_map(|(_, path)| serde_json::from_slice(&std::fs::read(path).ok()?).ok())
-        .collect();
+    let mut attempts = failed_attempts(layout, id);
     let succeeded = report.is_some();
     attempts.extend(report);
     if !attempts.is_empty() {
@@ -133,4 +138,37 @@ fn ended(
         });
     }
     succeeded
+}
+
+/// The reports `polymr task` kept of a task's failed attempts, in attempt order: in the job
+/// report they come before the attempt that succeeded, and add nothing to its counters.
+fn failed_attempts(layout: &crate::plan::ShuffleLayout, id: &str) -> Vec<TaskReport> {
+    layout
+        .failed_attempts(id)
+        .into_iter()
+        .filter_map(|(_, path)| {
+            let read = std::fs::read(&path).ok()?;
+            match serde_json::from_slice(&read) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    eprintln!(
+                        "polymr: warning: `{}` is not a task report: {e}",
+                        path.display()
+                    );
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+/// Whether anything of the plan's work is under its work root: its marker (`polymr task`
+/// ran), a map task's directory or the reduce outputs (an executor laid them out).
+fn has_work(layout: &ShuffleLayout, plan: &crate::plan::Plan) -> bool {
+    layout.marker().is_file()
+        || layout.reduce_dir().is_dir()
+        || plan
+            .map_tasks
+            .iter()
+            .any(|t| layout.map_done_dir(&t.id).is_dir())
 }

@@ -8,6 +8,7 @@ mod plan;
 mod reduce;
 mod report;
 mod run;
+mod spark;
 mod task;
 
 use std::io::Write;
@@ -22,6 +23,7 @@ pub use plan::plan;
 pub use reduce::reduce;
 pub use report::report;
 pub use run::run;
+pub use spark::spark_submit;
 pub use task::task;
 
 use crate::report::{InputReport, InputStatus, TaskReport};
@@ -138,16 +140,51 @@ fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
     }
 }
 
+/// Where a plan's job is on this machine, when that is not where it was planned.
+#[derive(Debug, Default)]
+struct PlanPlace {
+    /// The work root here (`task --work`).
+    work: Option<std::path::PathBuf>,
+    /// The job's directory here (`task --job-dir`): the config is taken to be in it.
+    job_dir: Option<std::path::PathBuf>,
+}
+
+impl PlanPlace {
+    fn apply(&self, plan: &mut crate::plan::Plan) -> anyhow::Result<()> {
+        if let Some(work) = &self.work {
+            plan.work = Some(
+                std::path::absolute(work)
+                    .with_context(|| format!("--work `{}`", work.display()))?,
+            );
+        }
+        if let Some(dir) = &self.job_dir {
+            let name = plan.job.config.file_name().ok_or_else(|| {
+                crate::exit::UsageError(format!(
+                    "the plan's config `{}` has no file name",
+                    plan.job.config.display()
+                ))
+            })?;
+            let dir = std::path::absolute(dir)
+                .with_context(|| format!("--job-dir `{}`", dir.display()))?;
+            plan.job.config = dir.join(name);
+        }
+        Ok(())
+    }
+}
+
 /// Reads a plan made with a work root (`polymr plan --work DIR`), its layout, and the job's
 /// config from the contents it carries: what `task` and `finish` start from.
 fn open_plan(
     path: &Path,
+    place: &PlanPlace,
 ) -> anyhow::Result<(
     crate::plan::Plan,
     crate::plan::ShuffleLayout,
     crate::config::JobConfig,
 )> {
-    let plan = crate::plan::Plan::read(path).map_err(|e| crate::exit::UsageError(e.to_string()))?;
+    let mut plan =
+        crate::plan::Plan::read(path).map_err(|e| crate::exit::UsageError(e.to_string()))?;
+    place.apply(&mut plan)?;
     let layout = plan.layout().ok_or_else(|| {
         crate::exit::UsageError(format!(
             "`{}` has no work root: make the plan with `polymr plan --work DIR`",

@@ -8,7 +8,11 @@ use crate::exit::UsageError;
 use crate::task::{run_attempt, TaskContext, TaskRef};
 
 pub async fn task(args: TaskArgs, cancel: CancellationToken) -> anyhow::Result<u8> {
-    let (plan, layout, job) = super::open_plan(&args.plan)?;
+    let place = super::PlanPlace {
+        work: args.work.clone(),
+        job_dir: args.job_dir.clone(),
+    };
+    let (plan, layout, job) = super::open_plan(&args.plan, &place)?;
     let task = TaskRef::find(&plan, &args.task).map_err(|e| UsageError(e.to_string()))?;
     crate::exec::workdir::open_resume_dir(layout.root(), &plan.job.id)?;
     crate::exec::workdir::check_plan(&layout, &plan)?;
@@ -32,6 +36,7 @@ pub async fn task(args: TaskArgs, cancel: CancellationToken) -> anyhow::Result<u
         layout,
         sources,
         cancel,
+        runs_from: args.runs_from.clone(),
     };
     let attempted = run_attempt(&ctx, task, args.attempt).await;
     if let Err(e) = &attempted.result {

@@ -52,6 +52,7 @@ pub async fn run_local_with<S: EventSink>(
         helpers: s.helpers.clone(),
         sources: s.sources.clone(),
         cancel: cancel.clone(),
+        runs_from: None,
     };
     let builder = Mutex::new(JobReportBuilder::new(&plan, &s.job, s.output.clone()));
     let progress = Mutex::new(ProgressSink::default());

@@ -15,8 +15,9 @@ pub const MARKER: &str = ".polymr-workdir";
 /// The plan a work directory holds the work of.
 pub const PLAN_FILE: &str = "plan.json";
 const REDUCE_DIR: &str = "reduce";
-/// The reports of failed attempts, kept for the job report of whoever finishes the job.
-const FAILED_DIR: &str = "failed";
+/// Reports of failed attempts, kept for the job report when the tasks run elsewhere.
+const ATTEMPTS_DIR: &str = "attempts";
+const REPORT_SUFFIX: &str = ".report.json";
 const TASK_REPORT: &str = "report.json";
 const OUTCOME: &str = "outcome.json";
 /// The output of a map task of a map-only job, inside its directory.
@@ -126,25 +127,27 @@ impl ShuffleLayout {
         crate::report::TaskReport::path_for(&self.reduce_output(partition))
     }
 
-    /// Where a failed attempt of task `task_id` leaves its report.
+    /// Where `polymr task` keeps the report of a failed attempt, so that `polymr finish` puts
+    /// every attempt in the job report, as `polymr run` does.
     pub fn failed_attempt_report(&self, task_id: &str, attempt: u32) -> PathBuf {
         self.root
-            .join(FAILED_DIR)
-            .join(format!("{task_id}.attempt-{attempt}.json"))
+            .join(ATTEMPTS_DIR)
+            .join(format!("{task_id}.attempt-{attempt}{REPORT_SUFFIX}"))
     }
 
-    /// The failed attempts' reports of task `task_id`, by attempt number. The attempt
-    /// numbers are the scheduler's (Spark's may skip), so they are listed, not counted.
-    pub fn failed_attempt_reports(&self, task_id: &str) -> Vec<(u32, PathBuf)> {
-        let Ok(entries) = std::fs::read_dir(self.root.join(FAILED_DIR)) else {
+    /// The failed attempts of `task_id` kept under the work root, by attempt number.
+    pub fn failed_attempts(&self, task_id: &str) -> Vec<(u32, PathBuf)> {
+        let Ok(entries) = std::fs::read_dir(self.root.join(ATTEMPTS_DIR)) else {
             return Vec::new();
         };
-        let prefix = format!("{task_id}.attempt-");
         let mut found: Vec<(u32, PathBuf)> = entries
             .flatten()
             .filter_map(|e| {
                 let name = e.file_name().into_string().ok()?;
-                let n = name.strip_prefix(&prefix)?.strip_suffix(".json")?;
+                let n = name
+                    .strip_prefix(task_id)?
+                    .strip_prefix(".attempt-")?
+                    .strip_suffix(REPORT_SUFFIX)?;
                 Some((n.parse().ok()?, e.path()))
             })
             .collect();
@@ -163,7 +166,7 @@ impl ShuffleLayout {
         };
         name == PLAN_FILE
             || name == REDUCE_DIR
-            || name == FAILED_DIR
+            || name == ATTEMPTS_DIR
             || name == MARKER
             || ids.contains(name)
             || name.split_once(".attempt-").is_some_and(|(id, n)| {
@@ -177,6 +180,24 @@ impl ShuffleLayout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_attempts_are_found_by_task_and_number() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let layout = ShuffleLayout::new(dir.path());
+        for (task, n) in [("map-00001", 10), ("map-00001", 2), ("map-00010", 0)] {
+            let p = layout.failed_attempt_report(task, n);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&p, "{}").expect("write");
+        }
+        let found: Vec<u32> = layout
+            .failed_attempts("map-00001")
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(found, [2, 10]);
+        assert!(layout.failed_attempts("map-00002").is_empty());
+    }
 
     #[test]
     fn attempt_ids_follow_hadoop() {
@@ -196,7 +217,7 @@ mod tests {
         for ours in [
             "plan.json",
             "reduce",
-            "failed",
+            "attempts",
             MARKER,
             "map-00001",
             "map-00000.attempt-2",

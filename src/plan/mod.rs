@@ -133,6 +133,43 @@ impl MapOutcome {
     }
 }
 
+/// The runs of one reduce partition gathered by someone else (Spark's shuffle), instead of
+/// the map outcomes under the work root: `polymr task --runs-from MANIFEST`. Paths are
+/// relative to the manifest's directory, in merge order (map task, then spill), the order
+/// in which [`MapOutcome`]s list them, so ties between equal keys break as in `polymr run`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunsManifest {
+    pub partition: u32,
+    pub runs: Vec<PathBuf>,
+}
+
+impl RunsManifest {
+    /// Reads a manifest and resolves its runs against its directory.
+    pub fn read(path: &std::path::Path) -> Result<(RunsManifest, Vec<PathBuf>), String> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| format!("failed to read the runs manifest `{}`: {e}", path.display()))?;
+        let m: RunsManifest = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("`{}` is not a runs manifest: {e}", path.display()))?;
+        let base = path.parent().unwrap_or(std::path::Path::new("."));
+        let mut runs = Vec::with_capacity(m.runs.len());
+        for r in &m.runs {
+            // A manifest names files beside it; anything else is a mistake, not a run.
+            if r.is_absolute()
+                || r.components()
+                    .any(|c| !matches!(c, std::path::Component::Normal(_)))
+            {
+                return Err(format!(
+                    "`{}`: run `{}` is not a plain path inside the manifest's directory",
+                    path.display(),
+                    r.display()
+                ));
+            }
+            runs.push(base.join(r));
+        }
+        Ok((m, runs))
+    }
+}
+
 impl PlannedInput {
     pub fn to_input(&self) -> Input {
         let location = match (&self.path, &self.url, &self.missing) {

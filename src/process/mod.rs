@@ -9,4 +9,5 @@ mod stderr;
 pub use child::{ExitInfo, Spawned, StdinProbe};
 pub use command::{ChildCommand, CommandError, Helpers, TaskEnv};
 pub use registry::{kill_all_now, register_temp, unregister_temp};
+pub(crate) use registry::{register_group, unregister_group};
 pub use stderr::{drain_stderr, Counters, InvalidRecord, StderrSummary, MAX_COUNTERS};

@@ -31,6 +31,9 @@ pub struct TaskContext<'a> {
     pub helpers: Helpers,
     pub sources: Sources,
     pub cancel: CancellationToken,
+    /// A reduce task's runs come from this [`crate::plan::RunsManifest`] (Spark's shuffle
+    /// delivered them) instead of the map outcomes under the work root.
+    pub runs_from: Option<PathBuf>,
 }
 
 /// A task of the plan.
@@ -287,6 +290,20 @@ fn runs_of(ctx: &TaskContext<'_>, p: u32) -> Result<Vec<PathBuf>, TaskError> {
     Ok(runs)
 }
 
+/// The runs a manifest names for partition `p`.
+fn runs_in_manifest(manifest: &Path, p: u32) -> Result<Vec<PathBuf>, TaskError> {
+    let (m, runs) = crate::plan::RunsManifest::read(manifest).map_err(TaskError::BadPlan)?;
+    if m.partition != p {
+        return Err(TaskError::BadPlan(format!(
+            "`{}` holds the runs of partition {}, not of {}",
+            manifest.display(),
+            m.partition,
+            crate::plan::reduce_id(p)
+        )));
+    }
+    Ok(runs)
+}
+
 async fn reduce_attempt(ctx: &TaskContext<'_>, p: u32, attempt: u32) -> Attempted {
     let out = ctx.layout.reduce_output(p);
     let env = TaskEnv {
@@ -295,7 +312,11 @@ async fn reduce_attempt(ctx: &TaskContext<'_>, p: u32, attempt: u32) -> Attempte
         partition: Some(p as usize),
         input_file: None,
     };
-    let prepared = runs_of(ctx, p).and_then(|runs| {
+    let runs = match &ctx.runs_from {
+        Some(manifest) => runs_in_manifest(manifest, p),
+        None => runs_of(ctx, p),
+    };
+    let prepared = runs.and_then(|runs| {
         let reducer = ctx
             .job
             .reducer()

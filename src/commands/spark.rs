@@ -1,0 +1,507 @@
+//! `polymr spark-submit`: a job run by Apache Spark. polymr plans it, packs one archive
+//! (this binary, the job's config and scripts, the plan), and hands `helpers/spark/driver.py`
+//! to `spark-submit`: Spark schedules and retries the tasks and moves the sorted runs between
+//! them; every task is `polymr task`, and the driver program ends the job with `polymr finish`.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{RunArgs, SparkSubmitArgs};
+use crate::config::JobConfig;
+use crate::exit::UsageError;
+use crate::plan::Plan;
+
+/// The PySpark driver program, shipped inside this binary so that it always matches it.
+const DRIVER: &str = include_str!("../../helpers/spark/driver.py");
+/// The name the bundle is unpacked under on every executor (`--archives bundle.tar.gz#polymr`).
+const BUNDLE_ALIAS: &str = "polymr";
+/// Inside the bundle: the job's files (the config and its scripts at their relative paths).
+const BUNDLE_JOB_DIR: &str = "job";
+
+/// What `polymr spark-submit` takes before `--` for itself; everything else there goes to
+/// `spark-submit` unchanged.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct SparkOptions {
+    master: Option<String>,
+    /// Executors run the polymr found at this path in their image; the bundle has no binary.
+    no_bundle: bool,
+    executor_polymr: Option<String>,
+    spark_submit: Option<PathBuf>,
+    /// Passed through to spark-submit.
+    rest: Vec<String>,
+}
+
+/// `polymr run`'s options and inputs, after `--`.
+#[derive(Debug, Parser)]
+#[command(name = "polymr spark-submit [SPARK-SUBMIT OPTIONS] --")]
+struct RunOptions {
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+pub async fn spark_submit(args: SparkSubmitArgs, cancel: CancellationToken) -> anyhow::Result<u8> {
+    let (spark, run) = split_args(&args.args)?;
+    if run.resume.is_some() {
+        return Err(UsageError(
+            "--resume does not apply on Spark: Spark retries the tasks that fail".into(),
+        )
+        .into());
+    }
+    let settings = crate::settings::JobSettings::resolve(
+        run.config.config.as_deref(),
+        &run.shape,
+        &run.remote,
+        &run.job,
+        &run.select,
+        &run.inputs,
+        &crate::settings::EnvSnapshot::capture(),
+    )?;
+    let mut planned = crate::prepare::plan_job(&settings).await?;
+    absolutize_paths(&mut planned.plan)?;
+    let work = tempfile::Builder::new()
+        .prefix(&format!("polymr-spark-{}-", planned.plan.job.id))
+        .tempdir()
+        .context("failed to make the driver's work directory")?;
+    crate::process::register_temp(work.path());
+    planned.plan.work = Some(work.path().to_path_buf());
+    let staged = stage(work.path(), &planned.plan, &settings.job, &spark)?;
+    let submit = find_spark_submit(spark.spark_submit.as_deref())?;
+    let mut cmd = tokio::process::Command::new(&submit);
+    cmd.args(submit_args(&spark, &planned.plan, &staged, &run)?)
+        .process_group(0)
+        .kill_on_drop(true);
+    // stdout carries data only: spark-submit's and the driver program's output (PySpark
+    // merges the driver's stderr into it) is log output, so it goes to stderr.
+    let stderr = std::os::fd::AsFd::as_fd(&std::io::stderr())
+        .try_clone_to_owned()
+        .context("failed to duplicate stderr")?;
+    cmd.stdout(std::process::Stdio::from(stderr));
+    if let Some(python) = venv_python(&submit) {
+        if std::env::var_os("PYSPARK_PYTHON").is_none() {
+            cmd.env("PYSPARK_PYTHON", python);
+        }
+    }
+    tracing::info!(spark_submit = %submit.display(), map_tasks = planned.plan.map_tasks.len(),
+        reducers = planned.plan.reducers, "submitting to Spark");
+    let code = run_child(cmd, &submit, cancel).await;
+    crate::process::unregister_temp(work.path());
+    code
+}
+
+/// Splits `[SPARK OPTIONS] -- [RUN OPTIONS] INPUT...`.
+fn split_args(args: &[String]) -> anyhow::Result<(SparkOptions, RunArgs)> {
+    let Some(dash) = args.iter().position(|a| a == "--") else {
+        return Err(UsageError(
+            "usage: polymr spark-submit [SPARK-SUBMIT OPTIONS] -- [RUN OPTIONS] INPUT...: the `--` is missing".into(),
+        )
+        .into());
+    };
+    let spark = spark_options(&args[..dash])?;
+    let run = RunOptions::try_parse_from(
+        std::iter::once("polymr spark-submit --".to_string())
+            .chain(args[dash + 1..].iter().cloned()),
+    )
+    .map_err(|e| UsageError(e.to_string()))?;
+    Ok((spark, run.run))
+}
+
+fn spark_options(args: &[String]) -> anyhow::Result<SparkOptions> {
+    let mut o = SparkOptions::default();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (a.as_str(), None),
+        };
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| it.next().cloned())
+                .ok_or_else(|| UsageError(format!("{name} needs a value")))
+        };
+        match flag {
+            "--master" => o.master = Some(value("--master")?),
+            "--no-bundle" => o.no_bundle = true,
+            "--executor-polymr" => o.executor_polymr = Some(value("--executor-polymr")?),
+            "--spark-submit" => o.spark_submit = Some(PathBuf::from(value("--spark-submit")?)),
+            _ => o.rest.push(a.clone()),
+        }
+    }
+    if o.executor_polymr.is_some() && !o.no_bundle {
+        return Err(UsageError("--executor-polymr goes with --no-bundle".into()).into());
+    }
+    Ok(o)
+}
+
+/// Tasks run in directories of their own, and the result is published by the driver program:
+/// local inputs and outputs are named absolutely.
+fn absolutize_paths(plan: &mut Plan) -> anyhow::Result<()> {
+    for input in plan.map_tasks.iter_mut().flat_map(|t| t.inputs.iter_mut()) {
+        if let Some(p) = &mut input.path {
+            *p =
+                std::path::absolute(&*p).with_context(|| format!("the input `{}`", p.display()))?;
+        }
+    }
+    for out in [&mut plan.output, &mut plan.output_dir]
+        .into_iter()
+        .flatten()
+    {
+        if !out.to_string_lossy().starts_with("s3://") {
+            *out = std::path::absolute(&*out)
+                .with_context(|| format!("the output `{}`", out.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// What was staged in the driver's work directory.
+struct Staged {
+    plan: PathBuf,
+    bundle: PathBuf,
+    driver: PathBuf,
+    /// The config's directory inside the bundle.
+    job_dir: PathBuf,
+}
+
+/// Writes the plan, the driver program and the bundle into `work`.
+fn stage(
+    work: &Path,
+    plan: &Plan,
+    job: &JobConfig,
+    spark: &SparkOptions,
+) -> anyhow::Result<Staged> {
+    let plan_path = work.join(crate::plan::PLAN_FILE);
+    let json = serde_json::to_vec_pretty(plan)?;
+    crate::output::write_atomic(&plan_path, &json)
+        .with_context(|| format!("failed to write `{}`", plan_path.display()))?;
+    crate::exec::workdir::write_marker(work, &plan.job.id)?;
+    let driver = work.join("polymr_spark_driver.py");
+    std::fs::write(&driver, DRIVER)
+        .with_context(|| format!("failed to write `{}`", driver.display()))?;
+
+    let dir = tempfile::Builder::new()
+        .prefix("bundle-")
+        .tempdir_in(work)
+        .context("failed to make the bundle's directory")?;
+    std::fs::write(dir.path().join(crate::plan::PLAN_FILE), &json)?;
+    if !spark.no_bundle {
+        let exe = std::env::current_exe().context("cannot find this polymr binary")?;
+        bundle_binary(&exe, &dir.path().join("polymr"))?;
+    }
+    let files = job_files(plan, job)?;
+    for (from, to) in &files.scripts {
+        let target = dir.path().join(BUNDLE_JOB_DIR).join(to);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::copy(from, &target)
+            .with_context(|| format!("failed to copy `{}` into the bundle", from.display()))?;
+    }
+    let config_name = plan
+        .job
+        .config
+        .file_name()
+        .context("the config has no file name")?;
+    let job_dir = Path::new(BUNDLE_JOB_DIR).join(&files.config_dir);
+    std::fs::create_dir_all(dir.path().join(&job_dir))?;
+    std::fs::write(
+        dir.path().join(&job_dir).join(config_name),
+        &plan.job.config_contents,
+    )?;
+
+    let bundle = work.join("bundle.tar.gz");
+    let status = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(&bundle)
+        .arg("-C")
+        .arg(dir.path())
+        .arg(".")
+        .status()
+        .context("failed to run `tar` to pack the bundle")?;
+    if !status.success() {
+        anyhow::bail!("`tar` failed to pack the bundle ({status})");
+    }
+    Ok(Staged {
+        plan: plan_path,
+        bundle,
+        driver,
+        job_dir,
+    })
+}
+
+/// The binary without its debug information when `strip` is at hand: a release build with
+/// `debug = 1` is ten times larger, and every executor downloads and unpacks the bundle.
+fn bundle_binary(exe: &Path, to: &Path) -> anyhow::Result<()> {
+    if let Ok(strip) = which::which("strip") {
+        let stripped = std::process::Command::new(strip)
+            .arg("--strip-debug")
+            .arg("-o")
+            .arg(to)
+            .arg(exe)
+            .stderr(std::process::Stdio::null())
+            .status();
+        if stripped.is_ok_and(|s| s.success()) {
+            return Ok(());
+        }
+    }
+    std::fs::copy(exe, to)
+        .map(drop)
+        .with_context(|| format!("failed to copy `{}` into the bundle", exe.display()))
+}
+
+/// The job's files in the bundle: the config and the scripts it runs (mapper, combiner,
+/// reducer) under their closest common directory, at their paths relative to it, so that a
+/// script the config names as `../bin/m` is still there; and the config's directory relative
+/// to that root, which `polymr task --job-dir` is given.
+struct JobFiles {
+    /// (file on this machine, path inside the bundle's job directory)
+    scripts: Vec<(PathBuf, PathBuf)>,
+    config_dir: PathBuf,
+}
+
+fn job_files(plan: &Plan, job: &JobConfig) -> anyhow::Result<JobFiles> {
+    let parent = plan.job.config.parent().unwrap_or(Path::new(""));
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let config_dir = std::fs::canonicalize(parent)
+        .with_context(|| format!("cannot find the config's directory `{}`", parent.display()))?;
+    let mut steps = vec![&job.mapper];
+    steps.extend(job.combiner.as_ref());
+    if let Some(crate::config::StepRef::Ready(r)) = &job.reducer {
+        steps.push(r);
+    }
+    let scripts: Vec<PathBuf> = steps
+        .iter()
+        .map(|s| std::fs::canonicalize(&s.script).unwrap_or(s.script.clone()))
+        .collect();
+    let mut root = config_dir.clone();
+    for s in &scripts {
+        while !s.starts_with(&root) {
+            if !root.pop() {
+                break;
+            }
+        }
+    }
+    let inside = |p: &Path| {
+        p.strip_prefix(&root)
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    };
+    Ok(JobFiles {
+        scripts: scripts.iter().map(|s| (s.clone(), inside(s))).collect(),
+        config_dir: inside(&config_dir),
+    })
+}
+
+/// spark-submit's arguments: ours, the user's, the driver program and its arguments.
+fn submit_args(
+    spark: &SparkOptions,
+    plan: &Plan,
+    staged: &Staged,
+    run: &RunArgs,
+) -> anyhow::Result<Vec<OsString>> {
+    let mut a: Vec<OsString> = vec![
+        "--master".into(),
+        spark.master.as_deref().unwrap_or("local[*]").into(),
+        "--name".into(),
+        format!("polymr {}", plan.job.id).into(),
+    ];
+    if !spark
+        .rest
+        .iter()
+        .any(|r| r.contains("spark.task.maxFailures"))
+    {
+        // polymr's --retries become Spark's: a task fails the job after retries + 1 attempts.
+        a.push("--conf".into());
+        a.push(format!("spark.task.maxFailures={}", plan.job.options.retries + 1).into());
+    }
+    a.extend(spark.rest.iter().map(OsString::from));
+    let mut archive = staged.bundle.clone().into_os_string();
+    archive.push(format!("#{BUNDLE_ALIAS}"));
+    a.push("--archives".into());
+    a.push(archive);
+    a.push(staged.driver.clone().into_os_string());
+
+    let exe = std::env::current_exe().context("cannot find this polymr binary")?;
+    a.push("--plan".into());
+    a.push(staged.plan.clone().into_os_string());
+    a.push("--polymr".into());
+    a.push(exe.into_os_string());
+    a.push("--bundle".into());
+    a.push(BUNDLE_ALIAS.into());
+    a.push("--job-dir".into());
+    a.push(staged.job_dir.clone().into_os_string());
+    if spark.no_bundle {
+        a.push("--executor-polymr".into());
+        a.push(spark.executor_polymr.as_deref().unwrap_or("polymr").into());
+    }
+    a.push("--task-args".into());
+    a.push(serde_json::to_string(&remote_args(&run.remote))?.into());
+    a.push("--finish-args".into());
+    let mut finish = remote_args(&run.remote);
+    for (flag, v) in [
+        ("--notify-email", &run.notify.notify_email),
+        ("--notify-url", &run.notify.notify_url),
+    ] {
+        if let Some(v) = v {
+            finish.push(flag.into());
+            finish.push(v.clone());
+        }
+    }
+    a.push(serde_json::to_string(&finish)?.into());
+    Ok(a)
+}
+
+/// The remote options every `polymr task` and `polymr finish` gets, as given.
+fn remote_args(r: &crate::cli::RemoteArgs) -> Vec<String> {
+    let mut a = Vec::new();
+    let mut opt = |flag: &str, v: Option<String>| {
+        if let Some(v) = v {
+            a.push(flag.to_string());
+            a.push(v);
+        }
+    };
+    opt("--bucket", r.bucket.clone());
+    opt("--s3-endpoint", r.s3_endpoint.clone());
+    opt(
+        "--parallel-downloads",
+        r.parallel_downloads.map(|n| n.to_string()),
+    );
+    opt("--download-retries", Some(r.download_retries.to_string()));
+    opt(
+        "--private-key",
+        r.private_key.as_ref().map(|p| {
+            std::path::absolute(p)
+                .unwrap_or(p.clone())
+                .display()
+                .to_string()
+        }),
+    );
+    if r.keep_downloads {
+        a.push("--keep-downloads".into());
+    }
+    a
+}
+
+/// `--spark-submit`, else `$SPARK_HOME/bin/spark-submit`, else `spark-submit` on PATH, else
+/// the one `pip install pyspark` put beside the Python of the active virtual environment.
+fn find_spark_submit(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = given {
+        return which::which(p)
+            .with_context(|| format!("--spark-submit `{}` cannot be run", p.display()));
+    }
+    let mut candidates = Vec::new();
+    if let Some(home) = std::env::var_os("SPARK_HOME") {
+        candidates.push(PathBuf::from(home).join("bin/spark-submit"));
+    }
+    if let Ok(p) = which::which("spark-submit") {
+        candidates.push(p);
+    }
+    if let Some(venv) = std::env::var_os("VIRTUAL_ENV") {
+        candidates.push(PathBuf::from(venv).join("bin/spark-submit"));
+    }
+    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
+        UsageError(
+            "spark-submit not found: give --spark-submit PATH, set SPARK_HOME, put it on PATH, or `pip install pyspark` in the active virtual environment".into(),
+        )
+        .into()
+    })
+}
+
+/// The Python beside a spark-submit that pip installed: it is the one that has pyspark.
+fn venv_python(submit: &Path) -> Option<PathBuf> {
+    let python = submit.parent()?.join("python");
+    python.is_file().then_some(python)
+}
+
+/// Runs spark-submit in its own process group; a cancel stops the whole group.
+async fn run_child(
+    mut cmd: tokio::process::Command,
+    submit: &Path,
+    cancel: CancellationToken,
+) -> anyhow::Result<u8> {
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("failed to start `{}`", submit.display()))?;
+    let pgid = child.id().and_then(|p| i32::try_from(p).ok());
+    if let Some(g) = pgid {
+        crate::process::register_group(g);
+    }
+    let status = tokio::select! {
+        s = child.wait() => s,
+        () = cancel.cancelled() => {
+            if let Some(g) = pgid {
+                use nix::sys::signal::{killpg, Signal};
+                let _ = killpg(nix::unistd::Pid::from_raw(g), Signal::SIGTERM);
+                if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_err() {
+                    let _ = killpg(nix::unistd::Pid::from_raw(g), Signal::SIGKILL);
+                }
+            }
+            child.wait().await
+        }
+    };
+    if let Some(g) = pgid {
+        crate::process::unregister_group(g);
+    }
+    let status = status.with_context(|| format!("failed to wait for `{}`", submit.display()))?;
+    Ok(match status.code() {
+        Some(0) => crate::exit::SUCCESS,
+        Some(c) => u8::try_from(c).unwrap_or(crate::exit::JOB_FAILED),
+        None => crate::exit::JOB_FAILED,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn spark_options_are_split_from_spark_submits() {
+        let o = spark_options(&strings(&[
+            "--master=local-cluster[2,1,1024]",
+            "--conf",
+            "spark.ui.enabled=false",
+            "--no-bundle",
+            "--executor-polymr",
+            "/usr/local/bin/polymr",
+            "--executor-memory",
+            "2g",
+        ]))
+        .expect("options");
+        assert_eq!(o.master.as_deref(), Some("local-cluster[2,1,1024]"));
+        assert!(o.no_bundle);
+        assert_eq!(o.executor_polymr.as_deref(), Some("/usr/local/bin/polymr"));
+        assert_eq!(
+            o.rest,
+            strings(&[
+                "--conf",
+                "spark.ui.enabled=false",
+                "--executor-memory",
+                "2g"
+            ])
+        );
+    }
+
+    #[test]
+    fn a_missing_dash_dash_or_value_is_a_usage_error() {
+        assert!(split_args(&strings(&["--master", "local", "in"])).is_err());
+        assert!(spark_options(&strings(&["--master"])).is_err());
+        assert!(spark_options(&strings(&["--executor-polymr", "/p"])).is_err());
+        let (s, r) = split_args(&strings(&["--", "--reducers", "3", "in"])).expect("split");
+        assert_eq!(s, SparkOptions::default());
+        assert_eq!(r.shape.reducers, 3);
+        assert_eq!(r.inputs, ["in"]);
+    }
+}

@@ -1,0 +1,535 @@
+//! `polymr spark-submit` on a real Apache Spark (pyspark from the test venv), in
+//! `local-cluster[2,1,1024]`: two executor JVMs, Spark's own scheduling, retries and shuffle,
+//! everything on 127.0.0.1. Each Spark application takes a while to start, so every test
+//! checks several promises of one job, and the jobs run one at a time.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::servers::*;
+use crate::util::*;
+
+/// One Spark application at a time: each starts three JVMs.
+static SPARK: Mutex<()> = Mutex::new(());
+
+/// spark-submit from pyspark in the test venv, or `None` (said loudly) when there is no Java.
+fn spark_submit() -> Option<PathBuf> {
+    if which::which("java").is_err() && std::env::var_os("JAVA_HOME").is_none() {
+        eprintln!("SKIPPED: the Spark tests need Java (17 or 21), and there is none here");
+        return None;
+    }
+    let bin = std::env::var("POLYMR_TEST_SPARK_SUBMIT")
+        .map(PathBuf::from)
+        .ok()
+        .or_else(|| {
+            std::env::var("POLYMR_TEST_PYTHON")
+                .ok()
+                .and_then(|p| Path::new(&p).parent().map(|d| d.join("spark-submit")))
+        })
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-venv/bin/spark-submit")
+        });
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `make test-deps` (it installs pyspark into target/test-venv)",
+        bin.display()
+    );
+    Some(bin)
+}
+
+/// Where local-cluster mode puts its executors' work directories (pyspark's own directory).
+fn spark_work_dir(submit: &Path) -> Option<PathBuf> {
+    let python = submit.parent()?.join("python");
+    let out = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import os, pyspark; print(os.path.dirname(pyspark.__file__))",
+        ])
+        .output()
+        .ok()?;
+    Some(PathBuf::from(String::from_utf8(out.stdout).ok()?.trim()).join("work"))
+}
+
+/// What a Spark application left: its output, and everything it logged (the submitter's
+/// stdout and stderr, the executors' logs, the event log), read before the executors' work
+/// directories are removed.
+struct SparkRun {
+    code: i32,
+    stderr: String,
+    logs: Vec<u8>,
+}
+
+/// Runs `polymr spark-submit` in local-cluster mode with `run_args` after `--`.
+fn spark(t: &TestContext, submit: &Path, env: &[(&str, &str)], run_args: &[&str]) -> SparkRun {
+    let _one = SPARK.lock().unwrap_or_else(|p| p.into_inner());
+    let work = spark_work_dir(submit);
+    let before: Vec<PathBuf> = list(work.as_deref());
+    let events = t.path("spark-events");
+    std::fs::create_dir_all(&events).expect("mkdir");
+    let mut c = t.cmd();
+    c.timeout(Duration::from_secs(900))
+        .env("SPARK_LOCAL_IP", "127.0.0.1")
+        .envs(env.iter().copied())
+        .args([
+            "spark-submit",
+            "--spark-submit",
+            &submit.display().to_string(),
+            "--master",
+            "local-cluster[2,1,1024]",
+            "--conf",
+            "spark.driver.host=127.0.0.1",
+            "--conf",
+            "spark.ui.enabled=false",
+            "--conf",
+            "spark.executor.memory=768m",
+            "--conf",
+            "spark.eventLog.enabled=true",
+            "--conf",
+            &format!("spark.eventLog.dir=file://{}", events.display()),
+            // Spark 4 compresses event logs by default; plain text is what is searched.
+            "--conf",
+            "spark.eventLog.compress=false",
+            "--",
+        ])
+        .args(run_args);
+    let out = c.output().expect("run polymr spark-submit");
+    let mut logs = out.stdout.clone();
+    logs.extend_from_slice(&out.stderr);
+    let new: Vec<PathBuf> = list(work.as_deref())
+        .into_iter()
+        .filter(|p| !before.contains(p))
+        .collect();
+    for dir in new.iter().chain(std::iter::once(&events)) {
+        read_all(dir, &mut logs);
+    }
+    for dir in &new {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    SparkRun {
+        code: out.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        logs,
+    }
+}
+
+fn list(dir: Option<&Path>) -> Vec<PathBuf> {
+    dir.and_then(|d| std::fs::read_dir(d).ok())
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+fn read_all(path: &Path, into: &mut Vec<u8>) {
+    if path.is_dir() {
+        for e in std::fs::read_dir(path).into_iter().flatten().flatten() {
+            read_all(&e.path(), into);
+        }
+    } else if let Ok(b) = std::fs::read(path) {
+        into.extend_from_slice(&b);
+    }
+}
+
+fn sorted_lines(b: &[u8]) -> Vec<Vec<u8>> {
+    let mut v: Vec<Vec<u8>> = b.split(|&c| c == b'\n').map(<[u8]>::to_vec).collect();
+    v.sort();
+    v
+}
+
+fn repo(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// The original-API Python job (the repository's analysis-tools.yml) over the bundled sample,
+/// and the native C mapper with a combiner and 3 reducers: Spark gives byte for byte what
+/// `polymr run` gives, and the job report counts what `run`'s does.
+#[test]
+fn sample_jobs_on_spark_give_what_run_gives() {
+    let Some(submit) = spark_submit() else { return };
+    let t = TestContext::new();
+    let sample = repo("examples/data").display().to_string();
+    // The original form: the config and its scripts, as a user's job directory holds them.
+    t.write(
+        "job/analysis-tools.yml",
+        std::fs::read(repo("analysis-tools.yml")).expect("config"),
+    );
+    t.write(
+        "job/custom-mappers/os_count.py",
+        std::fs::read(repo("custom-mappers/os_count.py")).expect("mapper"),
+    );
+    t.write(
+        "job/custom-reducers/reducer.py",
+        std::fs::read(repo("custom-reducers/reducer.py")).expect("reducer"),
+    );
+    // The native job: `make native`'s compile, a combiner and 3 reducers.
+    std::fs::create_dir_all(t.path("native/bin")).expect("mkdir");
+    let cc = std::process::Command::new("cc")
+        .args(["-O2", "-o"])
+        .arg(t.path("native/bin/os_count_c"))
+        .arg(repo("custom-mappers/os_count.c"))
+        .status()
+        .expect("cc (make test-deps)");
+    assert!(cc.success());
+    t.write_exec(
+        "native/bin/sum.sh",
+        &std::fs::read_to_string(repo("custom-reducers/sum.sh")).expect("sum.sh"),
+    );
+    // The config is in a directory of its own and names its scripts by `../bin/…`.
+    t.write(
+        "native/conf/native.yml",
+        "mapper: {language: binary, script: ../bin/os_count_c}\ncombiner: {language: binary, script: ../bin/sum.sh}\nreducer: {language: binary, script: ../bin/sum.sh}\nrecord_format: telemetry\n",
+    );
+
+    t.cmd()
+        .args([
+            "run",
+            "--config",
+            "job/analysis-tools.yml",
+            "-o",
+            "py-run.txt",
+            &sample,
+        ])
+        .assert()
+        .success();
+    t.cmd()
+        .args([
+            "run",
+            "--config",
+            "native/conf/native.yml",
+            "--reducers",
+            "3",
+            "--output-dir",
+            "c-run",
+            &sample,
+        ])
+        .assert()
+        .success();
+
+    let py = spark(
+        &t,
+        &submit,
+        &[],
+        &[
+            "--config",
+            "job/analysis-tools.yml",
+            "-o",
+            "py-spark.txt",
+            &sample,
+        ],
+    );
+    assert_eq!(py.code, 0, "{}", py.stderr);
+    assert_eq!(t.read("py-spark.txt"), t.read("py-run.txt"));
+    assert_eq!(
+        t.read("py-spark.txt"),
+        std::fs::read_to_string(repo("examples/expected_os_counts.tsv"))
+            .expect("expected")
+            .replace('\t', " ")
+    );
+    let (sr, rr) = (
+        t.report("py-spark.txt.report.json"),
+        t.report("py-run.txt.report.json"),
+    );
+    assert_eq!(sr["status"], "succeeded");
+    assert_eq!(sr["published"], true);
+    for k in ["records", "invalid_records", "output_records", "files"] {
+        assert_eq!(sr["totals"][k], rr["totals"][k], "totals.{k}: {sr}");
+    }
+    assert_eq!(
+        sr["tasks"].as_array().map(Vec::len),
+        rr["tasks"].as_array().map(Vec::len)
+    );
+
+    let c = spark(
+        &t,
+        &submit,
+        &[],
+        &[
+            "--config",
+            "native/conf/native.yml",
+            "--reducers",
+            "3",
+            "--output-dir",
+            "c-spark",
+            &sample,
+        ],
+    );
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    for p in 0..3 {
+        let part = format!("part-{p:05}");
+        assert_eq!(
+            t.read(&format!("c-spark/{part}")),
+            t.read(&format!("c-run/{part}")),
+            "{part}"
+        );
+    }
+    assert!(t.path("c-spark/_SUCCESS").is_file());
+    let (sr, rr) = (
+        t.report("c-spark/report.json"),
+        t.report("c-run/report.json"),
+    );
+    assert_eq!(sr["reducers"], 3);
+    assert_eq!(sr["status"], "succeeded");
+    // The combiner ran in the map tasks on Spark as in `run`: the same records shuffled.
+    assert_eq!(
+        sr["shuffle"]["map_output_records"],
+        rr["shuffle"]["map_output_records"]
+    );
+    assert_eq!(
+        sr["shuffle"]["shuffled_records"],
+        rr["shuffle"]["shuffled_records"]
+    );
+    assert!(
+        sr["shuffle"]["shuffled_records"].as_u64() < sr["shuffle"]["map_output_records"].as_u64(),
+        "the combiner did not combine: {sr}"
+    );
+}
+
+/// Keys that are not UTF-8 cross Spark byte-exact; a map task whose first attempt fails is
+/// retried by Spark and the job succeeds with exact counts, the failed attempt in the report
+/// and its counters not added; a task that always fails fails the job with polymr's error
+/// text, and nothing is published.
+#[test]
+fn bytes_retries_and_failures_on_spark() {
+    let Some(submit) = spark_submit() else { return };
+    let t = TestContext::new();
+    let mark = t.path("failed-once");
+    t.write_exec(
+        "bin/map.sh",
+        &format!(
+            "#!/bin/sh\nif mkdir '{}' 2>/dev/null; then cat >/dev/null; echo 'first attempt fails on purpose' >&2; exit 3; fi\nexec awk '{{ print }} END {{ print \"reporter:counter:test,lines,\" NR > \"/dev/stderr\" }}'\n",
+            mark.display()
+        ),
+    );
+    t.write_exec(
+        "bin/sum.sh",
+        &std::fs::read_to_string(repo("custom-reducers/sum.sh")).expect("sum.sh"),
+    );
+    t.write_exec(
+        "bin/boom.sh",
+        "#!/bin/sh\ncat >/dev/null\necho 'boom: this mapper always fails' >&2\nexit 4\n",
+    );
+    t.write("c.yml", "mapper: {language: binary, script: bin/map.sh}\nreducer: {language: binary, script: bin/sum.sh}\nrecord_format: lines\n");
+    t.write("boom.yml", "mapper: {language: binary, script: bin/boom.sh}\nreducer: {language: binary, script: bin/sum.sh}\nrecord_format: lines\n");
+    let mut total = 0;
+    for f in 0..4u8 {
+        let mut data = Vec::new();
+        for i in 0..300u32 {
+            // Latin-1 bytes, a lone continuation byte, and plain keys.
+            let key: &[u8] = match i % 4 {
+                0 => b"caf\xe9",
+                1 => b"\xff\xfe-bom",
+                2 => b"\x80",
+                _ => b"plain",
+            };
+            data.extend_from_slice(key);
+            data.extend_from_slice(format!("\t{}\n", f as u32 + 1).as_bytes());
+            total += 1;
+        }
+        t.write(&format!("in/{f}.txt"), data);
+    }
+
+    let run = spark(
+        &t,
+        &submit,
+        &[],
+        &[
+            "--config",
+            "c.yml",
+            "--mappers",
+            "2",
+            "--reducers",
+            "2",
+            "-o",
+            "spark.txt",
+            "in",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(mark.exists(), "the first attempt did not run");
+    // The marker now exists: `polymr run` never fails.
+    t.cmd()
+        .args([
+            "run",
+            "--config",
+            "c.yml",
+            "--mappers",
+            "2",
+            "--reducers",
+            "2",
+            "-o",
+            "run.txt",
+            "in",
+        ])
+        .assert()
+        .success();
+    let spark_out = std::fs::read(t.path("spark.txt")).expect("spark.txt");
+    assert_eq!(
+        spark_out,
+        std::fs::read(t.path("run.txt")).expect("run.txt")
+    );
+    assert_eq!(
+        sorted_lines(&spark_out),
+        sorted_lines(b"\x80\t750\n\xff\xfe-bom\t750\ncaf\xe9\t750\nplain\t750\n")
+    );
+    let r = t.report("spark.txt.report.json");
+    assert_eq!(r["status"], "succeeded", "{r}");
+    assert_eq!(r["totals"]["records"], total, "{r}");
+    assert_eq!(
+        r["counters"]["test"]["lines"], total,
+        "counted once per successful task: {r}"
+    );
+    let tasks = r["tasks"].as_array().expect("tasks");
+    let failed: Vec<&serde_json::Value> =
+        tasks.iter().filter(|a| a["status"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{r}");
+    assert_eq!(failed[0]["child"]["exit"]["code"], 3, "{r}");
+    assert_eq!(
+        tasks.len(),
+        2 + 2 + 1,
+        "2 map tasks, 2 reduce tasks, 1 failed attempt: {r}"
+    );
+
+    let boom = spark(
+        &t,
+        &submit,
+        &[],
+        &[
+            "--config",
+            "boom.yml",
+            "--retries",
+            "1",
+            "-o",
+            "boom.txt",
+            "in",
+        ],
+    );
+    assert_ne!(boom.code, 0);
+    assert!(
+        boom.stderr.contains("boom: this mapper always fails") || boom.stderr.contains("exit"),
+        "{}",
+        boom.stderr
+    );
+    assert!(
+        boom.stderr.contains("polymr task map-0000"),
+        "{}",
+        boom.stderr
+    );
+    assert!(
+        !t.path("boom.txt").exists(),
+        "a failed job published a result"
+    );
+    let r = t.report("boom.txt.report.json");
+    assert_eq!(r["status"], "failed");
+    assert_eq!(r["published"], false);
+    let attempts = r["tasks"].as_array().expect("tasks").len();
+    assert!(
+        attempts >= 2,
+        "both attempts of the failing task are in the report: {r}"
+    );
+}
+
+/// Inputs on the S3 server, CREDENTIALS decrypted by polymr on the executors, the result
+/// uploaded to S3; no secret in anything Spark logged (submitter, executors, event log).
+#[test]
+fn s3_inputs_with_credentials_on_spark_leak_no_secret() {
+    let Some(submit) = spark_submit() else { return };
+    let t = TestContext::new();
+    t.write(
+        "custom-mappers/os.py",
+        std::fs::read(repo("custom-mappers/os_count.py")).expect("mapper"),
+    );
+    t.write(
+        "custom-reducers/reducer.py",
+        std::fs::read(repo("custom-reducers/reducer.py")).expect("reducer"),
+    );
+    t.write("analysis-tools.yml", "language: python\nscript: os.py\n");
+    let s3 = S3Server::start();
+    let (rt, c) = s3_client(&s3.endpoint());
+    create_bucket(&rt, &c, "telemetry");
+    for (name, n, codec) in [
+        ("a.xz", 400, "xz"),
+        ("b.gz", 300, "gzip"),
+        ("c.txt", 250, "none"),
+    ] {
+        let p = t.compress(&format!("in/{name}"), records(n, name).as_bytes(), codec);
+        put(
+            &rt,
+            &c,
+            "telemetry",
+            &format!("data/{name}"),
+            std::fs::read(p).expect("read"),
+        );
+    }
+    t.cmd()
+        .args(["credentials", "keygen", "--out-dir", "keys"])
+        .assert()
+        .success();
+    const SECRET: &str = "sEcReTkEy0123456789sparkNeverLogs";
+    const TOKEN: &str = "SeSsIoNtOkEnSparkNeverLogs42";
+    t.write(
+        "creds.json",
+        format!(r#"{{"accessKeyId":"AKIASPARKTEST","secretAccessKey":"{SECRET}","sessionToken":"{TOKEN}","region":"us-east-1"}}"#),
+    );
+    let enc = t
+        .cmd()
+        .args([
+            "credentials",
+            "encrypt",
+            "--public-key",
+            "keys/key.pub.pem",
+            "--input",
+            "creds.json",
+        ])
+        .assert()
+        .success();
+    let credentials = String::from_utf8(enc.get_output().stdout.clone())
+        .expect("utf-8")
+        .trim()
+        .to_string();
+    let key = t.path("keys/key.pem").display().to_string();
+
+    t.cmd()
+        .args(["run", "-o", "local.txt", "in"])
+        .assert()
+        .success();
+    let run = spark(
+        &t,
+        &submit,
+        &[("CREDENTIALS", &credentials)],
+        &[
+            "--private-key",
+            &key,
+            "--s3-endpoint",
+            &s3.endpoint(),
+            "--mappers",
+            "2",
+            "-o",
+            "s3://telemetry/out/result.txt",
+            "s3://telemetry/data/",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let uploaded = String::from_utf8(get(&rt, &c, "telemetry", "out/result.txt")).expect("utf8");
+    assert_eq!(uploaded, t.read("local.txt"));
+    let report: serde_json::Value =
+        serde_json::from_slice(&get(&rt, &c, "telemetry", "out/result.txt.report.json"))
+            .expect("report");
+    assert_eq!(report["status"], "succeeded");
+    assert_eq!(report["totals"]["records"], 950);
+    assert!(
+        run.logs.len() > 10_000,
+        "the logs were not read ({} bytes)",
+        run.logs.len()
+    );
+    let logs = String::from_utf8_lossy(&run.logs);
+    assert!(
+        logs.contains("SparkListenerEnvironmentUpdate"),
+        "no event log was read"
+    );
+    for secret in [SECRET, TOKEN, credentials.as_str()] {
+        assert!(
+            !logs.contains(secret),
+            "a secret is in Spark's logs: {}…",
+            &secret[..8]
+        );
+    }
+}
