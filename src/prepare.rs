@@ -47,7 +47,7 @@ pub async fn connect(remote: &RemoteSettings) -> anyhow::Result<Sources> {
         s3,
         http: Some(http),
         bucket: remote.bucket.clone(),
-        policy: remote.policy.clone(),
+        policy: remote.policy,
         parallel_downloads: remote.parallel_downloads,
         keep_downloads: remote.keep_downloads.clone(),
     })

@@ -171,9 +171,11 @@ impl JobSettings {
             shape_args.max_files_per_task as u64,
             u64::from(u32::MAX),
         )?;
-        let reducers = check_steps(&job)?
-            .then_some(shape_args.reducers)
-            .unwrap_or(0);
+        let reducers = if check_steps(&job)? {
+            shape_args.reducers
+        } else {
+            0
+        };
         let output = requested_output(opts);
         let outputs: Vec<&std::path::Path> = output.iter().map(|p| p.as_path()).collect();
         let options = crate::plan::JobOptions {
