@@ -703,10 +703,11 @@ impl ConfigModel {
 }
 
 /// JSON is YAML flow style, except that YAML refuses raw control characters (DEL, C1, …)
-/// that JSON leaves unescaped: those are written as `\uXXXX`, which both read alike.
+/// that JSON leaves unescaped, and reads NEL, LS and PS inside a quoted scalar as line
+/// breaks folded to a space: those are written as `\uXXXX`, which both read alike.
 fn yaml_safe_json(v: &serde_json::Value) -> String {
     let printable = |c: char| {
-        matches!(c, '\t' | '\n' | '\r' | ' '..='~' | '\u{85}' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}')
+        matches!(c, '\t' | '\n' | '\r' | ' '..='~' | '\u{a0}'..='\u{2027}' | '\u{202a}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}')
             || c >= '\u{10000}'
     };
     v.to_string()
