@@ -31,22 +31,7 @@ pub async fn plan(args: PlanArgs) -> anyhow::Result<u8> {
             std::path::absolute(work).with_context(|| format!("--work `{}`", work.display()))?,
         );
     }
-    // Tasks and `finish` may run from anywhere: local inputs and outputs are named
-    // absolutely too (an input's name stays as given, for the reports).
-    let paths = plan.map_tasks.iter_mut().flat_map(|t| &mut t.inputs);
-    for path in paths.filter_map(|i| i.path.as_mut()) {
-        *path =
-            std::path::absolute(&*path).with_context(|| format!("input `{}`", path.display()))?;
-    }
-    for out in [&mut plan.output, &mut plan.output_dir]
-        .into_iter()
-        .flatten()
-    {
-        if !out.to_string_lossy().starts_with("s3://") {
-            *out = std::path::absolute(&*out)
-                .with_context(|| format!("output `{}`", out.display()))?;
-        }
-    }
+    plan.name_paths_absolutely()?;
     if let Some(scheduler) = args.emit {
         return super::emit::emit(scheduler, &plan, &args);
     }

@@ -62,7 +62,7 @@ pub async fn spark_submit(args: SparkSubmitArgs, cancel: CancellationToken) -> a
         &crate::settings::EnvSnapshot::capture(),
     )?;
     let mut planned = crate::prepare::plan_job(&settings).await?;
-    absolutize_paths(&mut planned.plan)?;
+    planned.plan.name_paths_absolutely()?;
     let work = tempfile::Builder::new()
         .prefix(&format!("polymr-spark-{}-", planned.plan.job.id))
         .tempdir()
@@ -136,27 +136,6 @@ fn spark_options(args: &[String]) -> anyhow::Result<SparkOptions> {
         return Err(UsageError("--executor-polymr goes with --no-bundle".into()).into());
     }
     Ok(o)
-}
-
-/// Tasks run in directories of their own, and the result is published by the driver program:
-/// local inputs and outputs are named absolutely.
-fn absolutize_paths(plan: &mut Plan) -> anyhow::Result<()> {
-    for input in plan.map_tasks.iter_mut().flat_map(|t| t.inputs.iter_mut()) {
-        if let Some(p) = &mut input.path {
-            *p =
-                std::path::absolute(&*p).with_context(|| format!("the input `{}`", p.display()))?;
-        }
-    }
-    for out in [&mut plan.output, &mut plan.output_dir]
-        .into_iter()
-        .flatten()
-    {
-        if !out.to_string_lossy().starts_with("s3://") {
-            *out = std::path::absolute(&*out)
-                .with_context(|| format!("the output `{}`", out.display()))?;
-        }
-    }
-    Ok(())
 }
 
 /// What was staged in the driver's work directory.

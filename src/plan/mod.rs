@@ -114,6 +114,29 @@ pub struct MapOutcome {
     pub shuffle: crate::shuffle::ShuffleCounters,
 }
 
+impl Plan {
+    /// Names local inputs and outputs absolutely, so that the plan's tasks and `finish` run
+    /// from any directory; an input's name stays as given, for the reports.
+    pub fn name_paths_absolutely(&mut self) -> anyhow::Result<()> {
+        use anyhow::Context;
+        let paths = self.map_tasks.iter_mut().flat_map(|t| &mut t.inputs);
+        for path in paths.filter_map(|i| i.path.as_mut()) {
+            *path = std::path::absolute(&*path)
+                .with_context(|| format!("input `{}`", path.display()))?;
+        }
+        for out in [&mut self.output, &mut self.output_dir]
+            .into_iter()
+            .flatten()
+        {
+            if !out.to_string_lossy().starts_with("s3://") {
+                *out = std::path::absolute(&*out)
+                    .with_context(|| format!("output `{}`", out.display()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl MapOutcome {
     /// The outcome of `runs` written into one directory.
     pub fn of_runs(runs: &crate::shuffle::Runs) -> MapOutcome {
