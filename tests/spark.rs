@@ -62,6 +62,17 @@ struct SparkRun {
 
 /// Runs `polymr spark-submit` in local-cluster mode with `run_args` after `--`.
 fn spark(t: &TestContext, submit: &Path, env: &[(&str, &str)], run_args: &[&str]) -> SparkRun {
+    spark_with(t, submit, env, &[], run_args)
+}
+
+/// `spark` with more options before `--`.
+fn spark_with(
+    t: &TestContext,
+    submit: &Path,
+    env: &[(&str, &str)],
+    spark_opts: &[&str],
+    run_args: &[&str],
+) -> SparkRun {
     let _one = SPARK.lock().unwrap_or_else(|p| p.into_inner());
     let work = spark_work_dir(submit);
     let before: Vec<PathBuf> = list(work.as_deref());
@@ -90,8 +101,9 @@ fn spark(t: &TestContext, submit: &Path, env: &[(&str, &str)], run_args: &[&str]
             // Spark 4 compresses event logs by default; plain text is what is searched.
             "--conf",
             "spark.eventLog.compress=false",
-            "--",
         ])
+        .args(spark_opts)
+        .arg("--")
         .args(run_args);
     let out = c.output().expect("run polymr spark-submit");
     let mut logs = out.stdout.clone();
@@ -532,4 +544,104 @@ fn s3_inputs_with_credentials_on_spark_leak_no_secret() {
             &secret[..8]
         );
     }
+}
+
+/// The bytes of the bundle Spark unpacked, from its log line "Unpacking an archive … (N bytes)".
+fn unpacked_bundle_bytes(stderr: &str) -> Option<u64> {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("Unpacking an archive") && l.contains("bundle.tar.gz"))?;
+    let (_, rest) = line.rsplit_once('(')?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// `--no-bundle`: executors run the polymr already on their machines (the image's), the
+/// bundle carries no binary, and a map-only job's outputs equal `run`'s. An executor polymr
+/// that cannot run fails the job once, before any task, naming the executor and the reason,
+/// and publishes nothing.
+#[test]
+fn no_bundle_uses_the_executors_polymr_and_checks_it_first() {
+    let Some(submit) = spark_submit() else { return };
+    let t = TestContext::new();
+    t.write_exec("bin/upper.sh", "#!/bin/sh\nexec tr a-z A-Z\n");
+    t.write(
+        "c.yml",
+        "mapper: {language: binary, script: bin/upper.sh}\nrecord_format: lines\n",
+    );
+    for f in 0..3 {
+        t.write(
+            &format!("in/{f}.txt"),
+            records(200 + f * 50, &format!("f{f}")),
+        );
+    }
+    // No reducer: a map-only job, one output per map task.
+    let map_only = ["--config", "c.yml", "--mappers", "3", "--output-dir"];
+    t.cmd()
+        .arg("run")
+        .args(map_only)
+        .args(["run-out", "in"])
+        .assert()
+        .success();
+    let installed = assert_cmd::cargo::cargo_bin("polymr").display().to_string();
+    let ok = spark_with(
+        &t,
+        &submit,
+        &[],
+        &["--no-bundle", "--executor-polymr", &installed],
+        &[&map_only[..], &["spark-out", "in"]].concat(),
+    );
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    let bytes = unpacked_bundle_bytes(&ok.stderr).expect("Spark logged the bundle it unpacked");
+    assert!(
+        bytes < 1_000_000,
+        "the bundle carries a binary: {bytes} bytes"
+    );
+    let mut parts = 0;
+    for e in std::fs::read_dir(t.path("run-out"))
+        .expect("run-out")
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("part-m-") {
+            assert_eq!(
+                t.read(&format!("spark-out/{name}")),
+                t.read(&format!("run-out/{name}"))
+            );
+            parts += 1;
+        }
+    }
+    assert_eq!(parts, 3, "one output per map task");
+    assert_eq!(t.report("spark-out/report.json")["status"], "succeeded");
+
+    let missing = t.path("not-installed/polymr").display().to_string();
+    let bad = spark_with(
+        &t,
+        &submit,
+        &[],
+        &["--no-bundle", "--executor-polymr", &missing],
+        &[&map_only[..], &["bad-out", "in"]].concat(),
+    );
+    assert_ne!(bad.code, 0);
+    assert!(
+        bad.stderr.contains("polymr cannot run on executor"),
+        "{}",
+        bad.stderr
+    );
+    assert!(
+        bad.stderr.contains(&missing),
+        "the path is not named: {}",
+        bad.stderr
+    );
+    assert!(
+        !bad.stderr.contains("polymr map:"),
+        "a map task ran: {}",
+        bad.stderr
+    );
+    assert!(
+        !t.path("bad-out/_SUCCESS").exists(),
+        "a failed job published"
+    );
+    let r = t.report("bad-out/report.json");
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["published"], false, "{r}");
 }

@@ -84,6 +84,8 @@ def parse_args(argv):
     a.add_argument("--executor-polymr", help="polymr in the executors' image (--no-bundle)")
     a.add_argument("--task-args", default="[]", help="JSON list: options of every `polymr task`")
     a.add_argument("--finish-args", default="[]", help="JSON list: options of `polymr finish`")
+    a.add_argument("--launched-at", type=float,
+                   help="when polymr started spark-submit (seconds since the epoch)")
     return a.parse_args(argv)
 
 
@@ -131,12 +133,40 @@ def die_with_parent():
         pass
 
 
+def executor_polymr(job):
+    bundle = bundle_dir(job)
+    polymr = job.executor_polymr or os.path.join(bundle, "polymr")
+    return bundle, shutil.which(polymr) or polymr
+
+
+def check_executor(job):
+    """Before the job: this executor has the bundle and can run its polymr (a binary built for
+    another system fails here, once, with the reason, not in every task). It also starts the
+    executor's Python worker, which Spark then reuses for the job's tasks."""
+
+    def run(_):
+        import socket
+
+        host = socket.gethostname()
+        try:
+            _, polymr = executor_polymr(job)
+            out = subprocess.run([polymr, "--version"], stdin=subprocess.DEVNULL,
+                                 capture_output=True, timeout=60)
+        except (OSError, RuntimeError, subprocess.SubprocessError) as e:
+            raise RuntimeError("polymr cannot run on executor %s: %s" % (host, e))
+        if out.returncode != 0:
+            raise RuntimeError("polymr cannot run on executor %s: `%s --version` exited with %d: %s"
+                               % (host, polymr, out.returncode,
+                                  out.stderr.decode("utf-8", "replace")[-2000:]))
+        yield out.stdout.decode("utf-8", "replace").strip()
+
+    return run
+
+
 def run_polymr(job, root, task, attempt, extra):
     """Runs `polymr task`; returns (exit code, stderr tail). stderr goes to a file, so a
     chatty child costs no memory, and its tail goes to the executor's log."""
-    bundle = bundle_dir(job)
-    polymr = job.executor_polymr or os.path.join(bundle, "polymr")
-    polymr = shutil.which(polymr) or polymr
+    bundle, polymr = executor_polymr(job)
     cmd = [
         polymr,
         "task",
@@ -335,7 +365,8 @@ def serve_reports(host, reports, token):
             pass
 
     server = http.server.ThreadingHTTPServer((host, 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # A short poll: shutdown() waits for it, at the end of every job.
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     return server
 
 
@@ -367,10 +398,19 @@ def lay_out(work, reports):
 
 
 def collect(rdd, path_of):
-    """Writes what the tasks hand back, `(part, chunk number, bytes)`, to `path_of(part)`,
-    one partition at a time (toLocalIterator), so the driver holds one partition at most."""
+    """Writes what the tasks hand back, `(part, chunk number, bytes)`, to `path_of(part)`.
+    The tasks run first, all at once, each keeping what it hands back on its executor's disk;
+    then the driver fetches it one partition at a time (toLocalIterator alone would also run
+    the tasks one at a time), so it holds one partition at most."""
+    from pyspark import StorageLevel
+
+    parallel = rdd.getNumPartitions() > 1
+    if parallel:
+        rdd = rdd.persist(StorageLevel.DISK_ONLY)
     files = {}
     try:
+        if parallel:
+            rdd.count()
         for part, n, b in rdd.toLocalIterator():
             f = files.get(part)
             if f is None:
@@ -382,13 +422,16 @@ def collect(rdd, path_of):
     finally:
         for f in files.values():
             f.close()
+        if parallel:
+            rdd.unpersist()
     return files.keys()
 
 
 def spark_error(e):
     """polymr's words from a failed Spark job, without Java's stack."""
     text = str(e)
-    lines = [l.strip() for l in text.splitlines() if "polymr task" in l or "polymr: error" in l]
+    lines = [l.strip() for l in text.splitlines()
+             if "polymr task" in l or "polymr: error" in l or "polymr cannot run" in l]
     seen = []
     for l in lines:
         if l not in seen:
@@ -423,8 +466,9 @@ def main(argv):
     work = plan["work"]
     started = time.time()
     sc = SparkContext(conf=SparkConf())
+    # Spark's own start-up: from polymr starting spark-submit (its JVM, then this program)
+    # to the SparkContext ready.
     ready = time.time()
-    print("polymr: SparkContext ready in %.1f s" % (ready - started), file=sys.stderr)
     host = sc.getConf().get("spark.driver.host", "127.0.0.1")
     token = secrets.token_hex(16)
     reports = Reports()
@@ -432,21 +476,34 @@ def main(argv):
     url = "http://%s:%d/report" % (host, server.server_address[1])
     job = Job(args, plan, url, token)
     failed = None
+    checked = None
     try:
-        run_job(sc, job, plan, work)
-    except Exception as e:  # py4j's error of a failed Spark job
-        failed = spark_error(e)
-        print("polymr: error: the Spark job failed: %s" % failed, file=sys.stderr)
-    finally:
-        print("polymr: Spark job ran %.1f s after the SparkContext was ready"
-              % (time.time() - ready), file=sys.stderr)
-        sc.stop()
+        try:
+            n = max(1, min(sc.defaultParallelism, len(plan["map_tasks"])))
+            sc.parallelize(range(n), n).mapPartitions(check_executor(job)).collect()
+            checked = time.time()
+            run_job(sc, job, plan, work)
+        except Exception as e:  # py4j's error of a failed Spark job
+            failed = spark_error(e)
+            print("polymr: error: the Spark job failed: %s" % failed, file=sys.stderr)
+        ran = time.time()
         server.shutdown()
-    lay_out(work, reports)
-    if failed is not None:
-        withdraw_outputs(work, plan)
-    finish = [args.polymr, "finish", "--plan", args.plan] + json.loads(args.finish_args)
-    code = subprocess.call(finish, stdin=subprocess.DEVNULL)
+        lay_out(work, reports)
+        if failed is not None:
+            withdraw_outputs(work, plan)
+        finish = [args.polymr, "finish", "--plan", args.plan] + json.loads(args.finish_args)
+        code = subprocess.call(finish, stdin=subprocess.DEVNULL)
+        finished = time.time()
+    finally:
+        # The JVM's SparkContext only: PySpark's own stop() waits up to a second for its
+        # accumulator server's poll, and this program ends here anyway.
+        sc._jsc.stop()
+    # Where the time went, for whoever wonders why a small job took this long on Spark.
+    print("polymr: Spark timings: start-up %.2f s, executors %s, job %.2f s, finish %.2f s, "
+          "stop %.2f s" % (ready - (args.launched_at or started),
+                           "%.2f s" % (checked - ready) if checked else "-",
+                           ran - (checked or ready), finished - ran, time.time() - finished),
+          file=sys.stderr)
     return code if failed is None else (code or 1)
 
 

@@ -22,6 +22,7 @@ const DRIVER: &str = include_str!("../../helpers/spark/driver.py");
 const BUNDLE_ALIAS: &str = "polymr";
 /// Inside the bundle: the job's files (the config and its scripts at their relative paths).
 const BUNDLE_JOB_DIR: &str = "job";
+const DEFAULT_MASTER: &str = "local[*]";
 
 /// What `polymr spark-submit` takes before `--` for itself; everything else there goes to
 /// `spark-submit` unchanged.
@@ -129,6 +130,18 @@ fn spark_options(args: &[String]) -> anyhow::Result<SparkOptions> {
             "--no-bundle" => o.no_bundle = true,
             "--executor-polymr" => o.executor_polymr = Some(value("--executor-polymr")?),
             "--spark-submit" => o.spark_submit = Some(PathBuf::from(value("--spark-submit")?)),
+            "--deploy-mode" => {
+                let mode = value("--deploy-mode")?;
+                refuse_cluster_mode(&mode)?;
+                o.rest.extend(["--deploy-mode".to_string(), mode]);
+            }
+            "--conf" | "-c" => {
+                let conf = value(flag)?;
+                if let Some(mode) = conf.strip_prefix("spark.submit.deployMode=") {
+                    refuse_cluster_mode(mode)?;
+                }
+                o.rest.extend([flag.to_string(), conf]);
+            }
             _ => o.rest.push(a.clone()),
         }
     }
@@ -136,6 +149,19 @@ fn spark_options(args: &[String]) -> anyhow::Result<SparkOptions> {
         return Err(UsageError("--executor-polymr goes with --no-bundle".into()).into());
     }
     Ok(o)
+}
+
+/// The driver program lays the tasks' reports out and runs `polymr finish` where it runs; in
+/// cluster mode that would be a machine of the cluster, without the plan's work root or this
+/// binary, and a local `--output` would land there.
+fn refuse_cluster_mode(mode: &str) -> anyhow::Result<()> {
+    if mode.trim() == "cluster" {
+        return Err(UsageError(
+            "polymr spark-submit runs its driver program in client mode (on this machine, which publishes the result and the job report): drop `--deploy-mode cluster` and submit from a machine the executors can reach (an EMR primary node, a pod in the cluster)".into(),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// What was staged in the driver's work directory.
@@ -193,24 +219,62 @@ fn stage(
         &plan.job.config_contents,
     )?;
 
-    let bundle = work.join("bundle.tar.gz");
-    let status = std::process::Command::new("tar")
-        .arg("-czf")
-        .arg(&bundle)
-        .arg("-C")
-        .arg(dir.path())
-        .arg(".")
-        .status()
-        .context("failed to run `tar` to pack the bundle")?;
-    if !status.success() {
-        anyhow::bail!("`tar` failed to pack the bundle ({status})");
-    }
+    let bundle = pack(dir.path(), work, bundle_compression(spark))?;
     Ok(Staged {
         plan: plan_path,
         bundle,
         driver,
         job_dir,
     })
+}
+
+/// How hard to compress the bundle. With a local master it is only copied on this disk, so
+/// not at all (still a gzip file: Spark unpacks a plain `.tar` with Java, which drops the
+/// executable bits); elsewhere at the fastest level: the binary is most of the bundle, and
+/// level 6 takes seconds for little gain.
+fn bundle_compression(spark: &SparkOptions) -> flate2::Compression {
+    let master = spark.master.as_deref().unwrap_or(DEFAULT_MASTER);
+    if master == "local" || master.starts_with("local[") || master.starts_with("local-cluster[") {
+        flate2::Compression::none()
+    } else {
+        flate2::Compression::fast()
+    }
+}
+
+/// Packs `dir` into `work/bundle.tar.gz`.
+fn pack(dir: &Path, work: &Path, level: flate2::Compression) -> anyhow::Result<PathBuf> {
+    let bundle = work.join("bundle.tar.gz");
+    let mut tar = std::process::Command::new("tar");
+    tar.arg("-cf").arg("-").arg("-C").arg(dir);
+    for entry in
+        std::fs::read_dir(dir).with_context(|| format!("failed to read `{}`", dir.display()))?
+    {
+        tar.arg(entry?.file_name());
+    }
+    let file = std::fs::File::create(&bundle)
+        .with_context(|| format!("failed to create `{}`", bundle.display()))?;
+    let mut child = tar
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("failed to run `tar` to pack the bundle")?;
+    let mut gz = flate2::write::GzEncoder::new(std::io::BufWriter::new(file), level);
+    let copied = match child.stdout.take() {
+        Some(mut out) => std::io::copy(&mut out, &mut gz).map(drop),
+        None => Ok(()),
+    };
+    let status = child.wait().context("failed to wait for `tar`")?;
+    copied
+        .and_then(|()| {
+            gz.finish()?
+                .into_inner()
+                .map_err(|e| e.into_error())
+                .map(drop)
+        })
+        .with_context(|| format!("failed to write `{}`", bundle.display()))?;
+    if !status.success() {
+        anyhow::bail!("`tar` failed to pack the bundle ({status})");
+    }
+    Ok(bundle)
 }
 
 /// The binary without its debug information when `strip` is at hand: a release build with
@@ -289,7 +353,7 @@ fn submit_args(
 ) -> anyhow::Result<Vec<OsString>> {
     let mut a: Vec<OsString> = vec![
         "--master".into(),
-        spark.master.as_deref().unwrap_or("local[*]").into(),
+        spark.master.as_deref().unwrap_or(DEFAULT_MASTER).into(),
         "--name".into(),
         format!("polymr {}", plan.job.id).into(),
     ];
@@ -322,6 +386,11 @@ fn submit_args(
         a.push("--executor-polymr".into());
         a.push(spark.executor_polymr.as_deref().unwrap_or("polymr").into());
     }
+    a.push("--launched-at".into());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    a.push(format!("{:.3}", now.as_secs_f64()).into());
     a.push("--task-args".into());
     a.push(serde_json::to_string(&remote_args(&run.remote))?.into());
     a.push("--finish-args".into());
@@ -471,6 +540,21 @@ mod tests {
                 "2g"
             ])
         );
+    }
+
+    #[test]
+    fn cluster_deploy_mode_is_refused_with_the_reason() {
+        for args in [
+            &["--deploy-mode", "cluster"][..],
+            &["--deploy-mode=cluster"],
+            &["--conf", "spark.submit.deployMode=cluster"],
+            &["--conf=spark.submit.deployMode=cluster"],
+        ] {
+            let e = spark_options(&strings(args)).expect_err("cluster mode");
+            assert!(e.to_string().contains("client mode"), "{e}");
+        }
+        let o = spark_options(&strings(&["--deploy-mode", "client", "-c", "a=b"])).expect("ok");
+        assert_eq!(o.rest, strings(&["--deploy-mode", "client", "-c", "a=b"]));
     }
 
     #[test]
