@@ -16,6 +16,7 @@
 #   SHUFFLE  1 runs the shuffle-heavy case [0];  BYTES  its size [1000000000]
 #   MEM      executor and driver memory of the shuffle case [1g]
 #   OUT      where results go [bench/out/spark]
+#   INPUT    another .gz tree laid out as the generator does [DATA/medium/gz]
 #
 # The driver program prints where the time went ("polymr: Spark timings: start-up X s,
 # executors Y s, job …"): start-up is Spark's own, from polymr starting spark-submit (its
@@ -49,7 +50,7 @@ if [ ! -f "$MEDIUM/manifest.json" ]; then
     --compression xz,gz,zst,none --out "$MEDIUM"
 fi
 # The .gz tree: the one input every side reads (Spark's textFile reads gzip natively).
-INPUT="$MEDIUM/gz"
+INPUT="${INPUT:-$MEDIUM/gz}"
 JOB="$OUT/job"
 mkdir -p "$JOB/custom-mappers" "$JOB/custom-reducers"
 cp "$ROOT/custom-mappers/os_count.py" "$JOB/custom-mappers/"
@@ -91,7 +92,7 @@ r=$(median < "$OUT/run.s"); s=$(median < "$OUT/spark.s"); u=$(median < "$OUT/spa
 e=$(median < "$OUT/spark_executors.s"); w=$(median < "$OUT/spark_warm.s")
 py=$(median < "$OUT/pyspark.s")
 {
-  echo "MEDIUM .gz, parallelism $P, medians of $RUNS"
+  echo "$INPUT, parallelism $P, medians of $RUNS"
   echo "polymr run                              ${r} s"
   echo "polymr spark-submit, minus start-up     ${s} s  (start-up ${u} s)  ratio $(echo "scale=2; $s / $r" | bc)"
   echo "  ... and minus the executors' check     ${w} s  (check ${e} s)  ratio $(echo "scale=2; $w / $r" | bc)"

@@ -410,7 +410,8 @@ def collect(rdd, path_of):
     files = {}
     try:
         if parallel:
-            rdd.count()
+            # Counted by the JVM: the blocks are not read back through Python.
+            rdd._jrdd.count()
         for part, n, b in rdd.toLocalIterator():
             f = files.get(part)
             if f is None:
