@@ -82,29 +82,7 @@ fn spark_with(
     c.timeout(Duration::from_secs(900))
         .env("SPARK_LOCAL_IP", "127.0.0.1")
         .envs(env.iter().copied())
-        .args([
-            "spark-submit",
-            "--spark-submit",
-            &submit.display().to_string(),
-            "--master",
-            "local-cluster[2,1,1024]",
-            "--conf",
-            "spark.driver.host=127.0.0.1",
-            "--conf",
-            "spark.ui.enabled=false",
-            "--conf",
-            "spark.executor.memory=768m",
-            "--conf",
-            "spark.eventLog.enabled=true",
-            "--conf",
-            &format!("spark.eventLog.dir=file://{}", events.display()),
-            // Spark 4 compresses event logs by default; plain text is what is searched.
-            "--conf",
-            "spark.eventLog.compress=false",
-        ])
-        .args(spark_opts)
-        .arg("--")
-        .args(run_args);
+        .args(spark_argv(submit, &events, spark_opts, run_args));
     let out = c.output().expect("run polymr spark-submit");
     let mut logs = out.stdout.clone();
     logs.extend_from_slice(&out.stderr);
@@ -123,6 +101,37 @@ fn spark_with(
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         logs,
     }
+}
+
+/// `polymr spark-submit`'s arguments for local-cluster mode, with the event log in `events`.
+fn spark_argv(submit: &Path, events: &Path, spark_opts: &[&str], run_args: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "spark-submit",
+        "--spark-submit",
+        &submit.display().to_string(),
+        "--master",
+        "local-cluster[2,1,1024]",
+        "--conf",
+        "spark.driver.host=127.0.0.1",
+        "--conf",
+        "spark.ui.enabled=false",
+        "--conf",
+        "spark.executor.memory=768m",
+        "--conf",
+        "spark.eventLog.enabled=true",
+        "--conf",
+        &format!("spark.eventLog.dir=file://{}", events.display()),
+        // Spark 4 compresses event logs by default; plain text is what is searched.
+        "--conf",
+        "spark.eventLog.compress=false",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.extend(spark_opts.iter().map(|s| s.to_string()));
+    a.push("--".into());
+    a.extend(run_args.iter().map(|s| s.to_string()));
+    a
 }
 
 fn list(dir: Option<&Path>) -> Vec<PathBuf> {
@@ -644,4 +653,110 @@ fn no_bundle_uses_the_executors_polymr_and_checks_it_first() {
     let r = t.report("bad-out/report.json");
     assert_eq!(r["status"], "failed", "{r}");
     assert_eq!(r["published"], false, "{r}");
+}
+
+/// Every process descended from `root`, from /proc's parent links.
+fn descendants(root: i32) -> Vec<i32> {
+    let mut parent = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // "PID (COMM) STATE PPID …": COMM may hold spaces and parentheses.
+        if let Some(ppid) = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<i32>().ok())
+        {
+            parent.push((pid, ppid));
+        }
+    }
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let p = found[i];
+        found.extend(parent.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// Stopping `polymr spark-submit` (SIGTERM, as a scheduler or Ctrl-C would) while a mapper
+/// hangs on an executor: polymr exits, and every process the job started, the JVMs, Python
+/// workers, `polymr task` and the mapper included, is gone; nothing is published.
+#[test]
+fn a_stopped_spark_job_leaves_no_process_behind() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+
+    let Some(submit) = spark_submit() else { return };
+    let _one = SPARK.lock().unwrap_or_else(|p| p.into_inner());
+    let t = TestContext::new();
+    let pid_file = t.path("mapper.pid");
+    t.write_exec(
+        "bin/hang.sh",
+        &format!(
+            "#!/bin/sh\necho $$ > '{}'\nexec sleep 600\n",
+            pid_file.display()
+        ),
+    );
+    t.write_exec("bin/cat.sh", "#!/bin/sh\nexec cat\n");
+    t.write("c.yml", "mapper: {language: binary, script: bin/hang.sh}\nreducer: {language: binary, script: bin/cat.sh}\nrecord_format: lines\n");
+    t.write("in/a.txt", "x\n");
+    let events = t.path("spark-events");
+    std::fs::create_dir_all(&events).expect("mkdir");
+    let work = spark_work_dir(&submit);
+    let before = list(work.as_deref());
+    let mut child = t
+        .std_cmd()
+        .env("SPARK_LOCAL_IP", "127.0.0.1")
+        .args(spark_argv(
+            &submit,
+            &events,
+            &[],
+            &["--config", "c.yml", "-o", "out.txt", "in"],
+        ))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn polymr spark-submit");
+    let mapper = wait_for_pid(&pid_file, Duration::from_secs(300));
+    let started = descendants(child.id() as i32);
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
+    let status = wait_with_deadline(&mut child, Duration::from_secs(60));
+    let mapper = mapper.expect("the mapper did not start on Spark");
+    assert!(
+        started.contains(&mapper),
+        "the mapper is not the job's: {started:?}"
+    );
+    assert!(
+        started.len() >= 5,
+        "JVMs, Python, polymr task, mapper: {started:?}"
+    );
+    assert!(!status.success(), "{status:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut alive: Vec<i32> = started.clone();
+    while !alive.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        alive.retain(|p| pid_alive(*p));
+    }
+    let described: Vec<String> = alive
+        .iter()
+        .map(|p| {
+            let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+            format!("{p}: {}", String::from_utf8_lossy(&cmd).replace('\0', " "))
+        })
+        .collect();
+    for p in &alive {
+        let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
+    }
+    for dir in list(work.as_deref()).iter().filter(|p| !before.contains(p)) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    assert!(alive.is_empty(), "outlived polymr: {described:#?}");
+    assert!(!t.path("out.txt").exists(), "a stopped job published");
 }
