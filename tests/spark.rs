@@ -760,3 +760,51 @@ fn a_stopped_spark_job_leaves_no_process_behind() {
     assert!(alive.is_empty(), "outlived polymr: {described:#?}");
     assert!(!t.path("out.txt").exists(), "a stopped job published");
 }
+
+/// A `$TMPDIR` with a space and a `#` (the bundle's path goes to spark-submit as a URI), and
+/// one with a comma, which spark-submit cannot carry at all: refused before anything starts,
+/// with the reason, and nothing published.
+#[test]
+fn hostile_tmpdir_names_reach_spark_intact_or_are_refused() {
+    let Some(submit) = spark_submit() else { return };
+    let t = TestContext::new();
+    let sample = repo("examples/data").display().to_string();
+    let config = repo("analysis-tools.yml").display().to_string();
+    let odd = t.path("tmp dir #1");
+    std::fs::create_dir_all(&odd).expect("mkdir");
+    t.cmd()
+        .args(["run", "--config", &config, "-o", "run.txt", &sample])
+        .assert()
+        .success();
+    let ok = spark(
+        &t,
+        &submit,
+        &[("TMPDIR", &odd.display().to_string())],
+        &["--config", &config, "-o", "spark.txt", &sample],
+    );
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert_eq!(t.read("spark.txt"), t.read("run.txt"));
+
+    let comma = t.path("tmp,dir");
+    std::fs::create_dir_all(&comma).expect("mkdir");
+    let refused = t
+        .cmd()
+        .env("TMPDIR", &comma)
+        .args([
+            "spark-submit",
+            "--spark-submit",
+            &submit.display().to_string(),
+            "--",
+            "--config",
+            &config,
+            "-o",
+            "comma.txt",
+            &sample,
+        ])
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(err.contains("comma") && err.contains("TMPDIR"), "{err}");
+    assert!(!t.path("comma.txt").exists());
+    assert_eq!(t.listing("tmp,dir"), Vec::<String>::new(), "left behind");
+}

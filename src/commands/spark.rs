@@ -68,6 +68,14 @@ pub async fn spark_submit(args: SparkSubmitArgs, cancel: CancellationToken) -> a
         .prefix(&format!("polymr-spark-{}-", planned.plan.job.id))
         .tempdir()
         .context("failed to make the driver's work directory")?;
+    if work.path().as_os_str().as_encoded_bytes().contains(&b',') {
+        // spark-submit splits its list of archives at commas, escaped or not.
+        return Err(UsageError(format!(
+            "spark-submit cannot ship a file whose path has a comma, and the bundle would be in `{}`: set TMPDIR to a directory without one",
+            work.path().display()
+        ))
+        .into());
+    }
     crate::process::register_temp(work.path());
     planned.plan.work = Some(work.path().to_path_buf());
     let staged = stage(work.path(), &planned.plan, &settings.job, &spark)?;
@@ -367,10 +375,8 @@ fn submit_args(
         a.push(format!("spark.task.maxFailures={}", plan.job.options.retries + 1).into());
     }
     a.extend(spark.rest.iter().map(OsString::from));
-    let mut archive = staged.bundle.clone().into_os_string();
-    archive.push(format!("#{BUNDLE_ALIAS}"));
     a.push("--archives".into());
-    a.push(archive);
+    a.push(format!("{}#{BUNDLE_ALIAS}", file_uri(&staged.bundle)).into());
     a.push(staged.driver.clone().into_os_string());
 
     let exe = std::env::current_exe().context("cannot find this polymr binary")?;
@@ -406,6 +412,21 @@ fn submit_args(
     }
     a.push(serde_json::to_string(&finish)?.into());
     Ok(a)
+}
+
+/// `path` as a `file://` URI with everything but unreserved characters and `/` escaped:
+/// `--archives` is a comma-separated list of URIs with `#` before the alias, so a comma, `#`
+/// or space in `$TMPDIR` would otherwise name another file.
+fn file_uri(path: &Path) -> String {
+    use percent_encoding::{percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    const KEEP: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
+    format!("file://{}", percent_encode(bytes, KEEP))
 }
 
 /// The remote options every `polymr task` and `polymr finish` gets, as given.
@@ -540,6 +561,15 @@ mod tests {
                 "2g"
             ])
         );
+    }
+
+    #[test]
+    fn archive_uris_escape_what_spark_submit_would_split_on() {
+        assert_eq!(
+            file_uri(Path::new("/tmp/a b,c#d%é/bundle.tar.gz")),
+            "file:///tmp/a%20b%2Cc%23d%25%C3%A9/bundle.tar.gz"
+        );
+        assert_eq!(file_uri(Path::new("/t/x-1_2.~")), "file:///t/x-1_2.~");
     }
 
     #[test]
