@@ -563,6 +563,60 @@ mod tests {
         );
     }
 
+    /// The driver program lays the tasks out for `polymr finish` by names it repeats in
+    /// Python: they must be ShuffleLayout's.
+    #[test]
+    fn the_driver_program_names_paths_as_shuffle_layout_does() {
+        use crate::plan::{map_id, reduce_id, ShuffleLayout, SUCCESS};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let driver = dir.path().join("driver.py");
+        std::fs::write(&driver, DRIVER).expect("write");
+        let work = dir.path().join("work");
+        let script = "import importlib.util, json, os, sys\n\
+            spec = importlib.util.spec_from_file_location('driver', sys.argv[1])\n\
+            d = importlib.util.module_from_spec(spec)\n\
+            spec.loader.exec_module(d)\n\
+            w = sys.argv[2]\n\
+            m = os.path.join(w, d.map_id(3))\n\
+            print(json.dumps([d.map_id(3), d.reduce_id(7), m, os.path.join(m, d.SUCCESS),\n\
+                os.path.join(m, d.TASK_REPORT), os.path.join(m, d.OUTCOME),\n\
+                os.path.join(m, d.MAP_OUTPUT), d.reduce_output(w, 7),\n\
+                d.reduce_output(w, 7) + '.report.json',\n\
+                d.failed_attempt_report(w, d.map_id(3), 2)]))\n";
+        let out = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(&driver)
+            .arg(&work)
+            .output()
+            .expect("python3");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let python: Vec<String> = serde_json::from_slice(&out.stdout).expect("json");
+        let layout = ShuffleLayout::new(&work);
+        let m = layout.map_done_dir(&map_id(3));
+        let rust: Vec<String> = [
+            PathBuf::from(map_id(3)),
+            PathBuf::from(reduce_id(7)),
+            m.clone(),
+            ShuffleLayout::success_in(&m),
+            ShuffleLayout::report_in(&m),
+            ShuffleLayout::outcome_in(&m),
+            ShuffleLayout::map_output_in(&m),
+            layout.reduce_output(7),
+            layout.reduce_report(7),
+            layout.failed_attempt_report(&map_id(3), 2),
+        ]
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+        assert_eq!(python, rust);
+        assert!(rust.iter().any(|p| p.ends_with(SUCCESS)));
+    }
+
     #[test]
     fn archive_uris_escape_what_spark_submit_would_split_on() {
         assert_eq!(
