@@ -415,8 +415,8 @@ fn submit_args(
 }
 
 /// `path` as a `file://` URI with everything but unreserved characters and `/` escaped:
-/// `--archives` is a comma-separated list of URIs with `#` before the alias, so a comma, `#`
-/// or space in `$TMPDIR` would otherwise name another file.
+/// `--archives` takes URIs with `#` before the alias, so a `#` or a space in `$TMPDIR` would
+/// otherwise name another file. (A comma, even escaped, splits the list: refused earlier.)
 fn file_uri(path: &Path) -> String {
     use percent_encoding::{percent_encode, AsciiSet, NON_ALPHANUMERIC};
     const KEEP: &AsciiSet = &NON_ALPHANUMERIC
