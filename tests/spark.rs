@@ -808,3 +808,56 @@ fn hostile_tmpdir_names_reach_spark_intact_or_are_refused() {
     assert!(!t.path("comma.txt").exists());
     assert_eq!(t.listing("tmp,dir"), Vec::<String>::new(), "left behind");
 }
+
+/// The README's way to ship a Python to the executors: the user's `--archives env.tar.gz#env`
+/// arrives beside polymr's bundle (spark-submit keeps only the last `--archives` it is given),
+/// and `spark.executorEnv.POLYMR_PYTHON=./env/bin/python` is the Python the mapper runs with.
+#[test]
+fn a_users_archive_ships_the_python_the_mappers_run_with() {
+    let Some(submit) = spark_submit() else { return };
+    let t = TestContext::new();
+    let sample = repo("examples/data").display().to_string();
+    let config = repo("analysis-tools.yml").display().to_string();
+    let marker = t.path("env-python-ran");
+    t.write_exec(
+        "env/bin/python",
+        &format!(
+            "#!/bin/sh\necho ran >> '{}'\nexec python3 \"$@\"\n",
+            marker.display()
+        ),
+    );
+    let tar = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(t.path("env.tar.gz"))
+        .arg("-C")
+        .arg(t.path("env"))
+        .arg("bin")
+        .status()
+        .expect("tar");
+    assert!(tar.success());
+    t.cmd()
+        .args(["run", "--config", &config, "-o", "run.txt", &sample])
+        .assert()
+        .success();
+    let archive = format!("{}#env", t.path("env.tar.gz").display());
+    let run = spark_with(
+        &t,
+        &submit,
+        &[],
+        &[
+            "--archives",
+            &archive,
+            "--conf",
+            "spark.executorEnv.POLYMR_PYTHON=./env/bin/python",
+        ],
+        &["--config", &config, "-o", "spark.txt", &sample],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(t.read("spark.txt"), t.read("run.txt"));
+    let ran = std::fs::read_to_string(&marker).unwrap_or_default();
+    assert!(
+        ran.lines().count() >= 2,
+        "the shipped Python ran for {} of 2+ map tasks and the reducer",
+        ran.lines().count()
+    );
+}

@@ -33,6 +33,9 @@ struct SparkOptions {
     no_bundle: bool,
     executor_polymr: Option<String>,
     spark_submit: Option<PathBuf>,
+    /// The user's archives (`--archives`, `spark.archives`): spark-submit keeps only the last
+    /// list it is given, so they go into one list with the bundle.
+    archives: Vec<String>,
     /// Passed through to spark-submit.
     rest: Vec<String>,
 }
@@ -143,12 +146,17 @@ fn spark_options(args: &[String]) -> anyhow::Result<SparkOptions> {
                 refuse_cluster_mode(&mode)?;
                 o.rest.extend(["--deploy-mode".to_string(), mode]);
             }
+            "--archives" => o.archives.extend(list(&value("--archives")?)),
             "--conf" | "-c" => {
                 let conf = value(flag)?;
                 if let Some(mode) = conf.strip_prefix("spark.submit.deployMode=") {
                     refuse_cluster_mode(mode)?;
                 }
-                o.rest.extend([flag.to_string(), conf]);
+                if let Some(archives) = conf.strip_prefix("spark.archives=") {
+                    o.archives.extend(list(archives));
+                } else {
+                    o.rest.extend([flag.to_string(), conf]);
+                }
             }
             _ => o.rest.push(a.clone()),
         }
@@ -157,6 +165,15 @@ fn spark_options(args: &[String]) -> anyhow::Result<SparkOptions> {
         return Err(UsageError("--executor-polymr goes with --no-bundle".into()).into());
     }
     Ok(o)
+}
+
+/// The entries of a comma-separated list of spark-submit's.
+fn list(value: &str) -> impl Iterator<Item = String> + '_ {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(String::from)
 }
 
 /// The driver program lays the tasks' reports out and runs `polymr finish` where it runs; in
@@ -375,8 +392,10 @@ fn submit_args(
         a.push(format!("spark.task.maxFailures={}", plan.job.options.retries + 1).into());
     }
     a.extend(spark.rest.iter().map(OsString::from));
+    let mut archives = spark.archives.clone();
+    archives.push(format!("{}#{BUNDLE_ALIAS}", file_uri(&staged.bundle)));
     a.push("--archives".into());
-    a.push(format!("{}#{BUNDLE_ALIAS}", file_uri(&staged.bundle)).into());
+    a.push(archives.join(",").into());
     a.push(staged.driver.clone().into_os_string());
 
     let exe = std::env::current_exe().context("cannot find this polymr binary")?;
@@ -639,6 +658,24 @@ mod tests {
         }
         let o = spark_options(&strings(&["--deploy-mode", "client", "-c", "a=b"])).expect("ok");
         assert_eq!(o.rest, strings(&["--deploy-mode", "client", "-c", "a=b"]));
+    }
+
+    #[test]
+    fn the_users_archives_are_kept_beside_the_bundle() {
+        let o = spark_options(&strings(&[
+            "--archives",
+            "env.tar.gz#env, more.zip",
+            "--conf=spark.archives=conf.tgz#c",
+            "--conf",
+            "spark.archivesX=1",
+        ]))
+        .expect("options");
+        assert_eq!(
+            o.archives,
+            strings(&["env.tar.gz#env", "more.zip", "conf.tgz#c"])
+        );
+        assert_eq!(o.rest, strings(&["--conf", "spark.archivesX=1"]));
+        assert!(spark_options(&strings(&["--archives"])).is_err());
     }
 
     #[test]
