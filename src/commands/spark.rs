@@ -636,6 +636,47 @@ mod tests {
         assert!(rust.iter().any(|p| p.ends_with(SUCCESS)));
     }
 
+    /// Both levels give a gzip file that `tar -xzf` (Spark's unpacker for `.tar.gz`) turns
+    /// back into the same tree, executable bits included.
+    #[test]
+    fn the_bundle_unpacks_to_what_was_packed_at_either_level() {
+        use std::os::unix::fs::PermissionsExt;
+        for level in [flate2::Compression::none(), flate2::Compression::fast()] {
+            let src = tempfile::tempdir().expect("tempdir");
+            std::fs::create_dir_all(src.path().join("job/bin")).expect("mkdir");
+            let exe = src.path().join("job/bin/m ap.sh");
+            std::fs::write(&exe, "#!/bin/sh\nexec cat\n").expect("write");
+            std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+            std::fs::write(src.path().join("plan.json"), vec![b'x'; 300_000]).expect("write");
+            let work = tempfile::tempdir().expect("tempdir");
+            let bundle = pack(src.path(), work.path(), level).expect("pack");
+            let out = tempfile::tempdir().expect("tempdir");
+            let status = std::process::Command::new("tar")
+                .arg("-xzf")
+                .arg(&bundle)
+                .arg("-C")
+                .arg(out.path())
+                .status()
+                .expect("tar");
+            assert!(status.success());
+            let mode = std::fs::metadata(out.path().join("job/bin/m ap.sh"))
+                .expect("unpacked")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o111, 0o111, "{mode:o}");
+            assert_eq!(
+                std::fs::read(out.path().join("plan.json")).expect("plan"),
+                vec![b'x'; 300_000]
+            );
+            let size = std::fs::metadata(&bundle).expect("bundle").len();
+            if level == flate2::Compression::none() {
+                assert!(size > 300_000, "{size}");
+            } else {
+                assert!(size < 10_000, "not compressed: {size}");
+            }
+        }
+    }
+
     #[test]
     fn archive_uris_escape_what_spark_submit_would_split_on() {
         assert_eq!(
