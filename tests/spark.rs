@@ -861,3 +861,152 @@ fn a_users_archive_ships_the_python_the_mappers_run_with() {
         ran.lines().count()
     );
 }
+
+/// A Spark standalone cluster on 127.0.0.1 (a master and a worker, as `spark-class` starts
+/// them), stopped with its executors when dropped.
+struct Standalone {
+    master: std::process::Child,
+    worker: std::process::Child,
+    url: String,
+    work: PathBuf,
+}
+
+impl Standalone {
+    fn start(t: &TestContext, submit: &Path) -> Standalone {
+        use std::os::unix::process::CommandExt;
+        let home = spark_work_dir(submit)
+            .and_then(|w| w.parent().map(Path::to_path_buf))
+            .expect("pyspark's directory");
+        let class = home.join("bin/spark-class");
+        let port = free_port();
+        let url = format!("spark://127.0.0.1:{port}");
+        let work = t.path("standalone-work");
+        std::fs::create_dir_all(&work).expect("mkdir");
+        let daemon = |args: &[String], log: &str| {
+            let log = std::fs::File::create(t.path(log)).expect("log");
+            std::process::Command::new(&class)
+                .env("SPARK_HOME", &home)
+                .env("SPARK_LOCAL_IP", "127.0.0.1")
+                .args(args)
+                .stdin(std::process::Stdio::null())
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log)
+                .process_group(0)
+                .spawn()
+                .expect("spark-class")
+        };
+        let master = daemon(
+            &[
+                "org.apache.spark.deploy.master.Master".into(),
+                "--host".into(),
+                "127.0.0.1".into(),
+                "--port".into(),
+                port.to_string(),
+                "--webui-port".into(),
+                free_port().to_string(),
+            ],
+            "master.log",
+        );
+        let worker = daemon(
+            &[
+                "org.apache.spark.deploy.worker.Worker".into(),
+                "--host".into(),
+                "127.0.0.1".into(),
+                "--webui-port".into(),
+                free_port().to_string(),
+                "--cores".into(),
+                "2".into(),
+                "--memory".into(),
+                "2g".into(),
+                "--work-dir".into(),
+                work.display().to_string(),
+                url.clone(),
+            ],
+            "worker.log",
+        );
+        let cluster = Standalone {
+            master,
+            worker,
+            url,
+            work,
+        };
+        let started = std::time::Instant::now();
+        while !t
+            .read("worker.log")
+            .contains("Successfully registered with master")
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "the standalone cluster did not start:\n{}\n{}",
+                t.read("master.log"),
+                t.read("worker.log")
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        cluster
+    }
+}
+
+impl Drop for Standalone {
+    fn drop(&mut self) {
+        use nix::sys::signal::{killpg, Signal};
+        use nix::unistd::Pid;
+        // The worker's group holds the executors it launched.
+        for child in [&mut self.worker, &mut self.master] {
+            let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+            let _ = child.wait();
+        }
+    }
+}
+
+/// On a standalone cluster the bundle (gzipped: the master is not local) reaches the
+/// executors through Spark's own file server, and the job gives what `run` gives.
+#[test]
+fn a_standalone_cluster_runs_the_job_from_the_shipped_bundle() {
+    let Some(submit) = spark_submit() else { return };
+    let _one = SPARK.lock().unwrap_or_else(|p| p.into_inner());
+    let t = TestContext::new();
+    let sample = repo("examples/data").display().to_string();
+    let config = repo("analysis-tools.yml").display().to_string();
+    t.cmd()
+        .args(["run", "--config", &config, "-o", "run.txt", &sample])
+        .assert()
+        .success();
+    let cluster = Standalone::start(&t, &submit);
+    let events = t.path("spark-events");
+    std::fs::create_dir_all(&events).expect("mkdir");
+    let out = t
+        .cmd()
+        .timeout(Duration::from_secs(600))
+        .env("SPARK_LOCAL_IP", "127.0.0.1")
+        .args(spark_argv(
+            &submit,
+            &events,
+            &["--master", &cluster.url],
+            &[
+                "--config",
+                &config,
+                "--mappers",
+                "2",
+                "-o",
+                "spark.txt",
+                &sample,
+            ],
+        ))
+        .output()
+        .expect("polymr spark-submit");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(t.read("spark.txt"), t.read("run.txt"));
+    let mut executor_logs = Vec::new();
+    read_all(&cluster.work, &mut executor_logs);
+    let executor_logs = String::from_utf8_lossy(&executor_logs);
+    assert!(
+        executor_logs.contains("Fetching spark://") && executor_logs.contains("bundle.tar.gz"),
+        "the executors did not fetch the bundle from the driver:\n{executor_logs}"
+    );
+    assert!(
+        executor_logs.contains("polymr map: succeeded"),
+        "no map task ran on the cluster's executors"
+    );
+}
