@@ -1010,3 +1010,27 @@ fn a_standalone_cluster_runs_the_job_from_the_shipped_bundle() {
         "no map task ran on the cluster's executors"
     );
 }
+
+/// A spark-submit that cannot be run is a usage error, said before any planning (the input
+/// here does not exist, and is not what the error is about).
+#[test]
+fn a_missing_spark_submit_is_a_usage_error_before_planning() {
+    let t = TestContext::new();
+    let out = t
+        .cmd()
+        .args([
+            "spark-submit",
+            "--spark-submit",
+            "/nonexistent/spark-submit",
+            "--",
+            "-o",
+            "out.txt",
+            "no-such-input",
+        ])
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("/nonexistent/spark-submit"), "{err}");
+    assert!(!err.contains("no-such-input"), "planned first: {err}");
+    assert!(!t.path("out.txt").exists());
+}

@@ -56,6 +56,8 @@ pub async fn spark_submit(args: SparkSubmitArgs, cancel: CancellationToken) -> a
         )
         .into());
     }
+    // Before planning: a missing spark-submit should not cost an S3 listing first.
+    let submit = find_spark_submit(spark.spark_submit.as_deref())?;
     let settings = crate::settings::JobSettings::resolve(
         run.config.config.as_deref(),
         &run.shape,
@@ -81,10 +83,33 @@ pub async fn spark_submit(args: SparkSubmitArgs, cancel: CancellationToken) -> a
     }
     crate::process::register_temp(work.path());
     planned.plan.work = Some(work.path().to_path_buf());
-    let staged = stage(work.path(), &planned.plan, &settings.job, &spark)?;
-    let submit = find_spark_submit(spark.spark_submit.as_deref())?;
-    let mut cmd = tokio::process::Command::new(&submit);
-    cmd.args(submit_args(&spark, &planned.plan, &staged, &run)?)
+    let code = submit_staged(
+        &submit,
+        &spark,
+        &run,
+        &planned.plan,
+        &settings.job,
+        work.path(),
+        cancel,
+    )
+    .await;
+    crate::process::unregister_temp(work.path());
+    code
+}
+
+/// Stages the bundle in `work` and runs spark-submit; the caller owns `work`'s registration.
+async fn submit_staged(
+    submit: &Path,
+    spark: &SparkOptions,
+    run: &RunArgs,
+    plan: &Plan,
+    job: &JobConfig,
+    work: &Path,
+    cancel: CancellationToken,
+) -> anyhow::Result<u8> {
+    let staged = stage(work, plan, job, spark)?;
+    let mut cmd = tokio::process::Command::new(submit);
+    cmd.args(submit_args(spark, plan, &staged, run)?)
         .process_group(0)
         .kill_on_drop(true);
     // stdout carries data only: spark-submit's and the driver program's output (PySpark
@@ -93,16 +118,14 @@ pub async fn spark_submit(args: SparkSubmitArgs, cancel: CancellationToken) -> a
         .try_clone_to_owned()
         .context("failed to duplicate stderr")?;
     cmd.stdout(std::process::Stdio::from(stderr));
-    if let Some(python) = venv_python(&submit) {
+    if let Some(python) = venv_python(submit) {
         if std::env::var_os("PYSPARK_PYTHON").is_none() {
             cmd.env("PYSPARK_PYTHON", python);
         }
     }
-    tracing::info!(spark_submit = %submit.display(), map_tasks = planned.plan.map_tasks.len(),
-        reducers = planned.plan.reducers, "submitting to Spark");
-    let code = run_child(cmd, &submit, cancel).await;
-    crate::process::unregister_temp(work.path());
-    code
+    tracing::info!(spark_submit = %submit.display(), map_tasks = plan.map_tasks.len(),
+        reducers = plan.reducers, "submitting to Spark");
+    run_child(cmd, submit, cancel).await
 }
 
 /// Splits `[SPARK OPTIONS] -- [RUN OPTIONS] INPUT...`.
@@ -483,8 +506,13 @@ fn remote_args(r: &crate::cli::RemoteArgs) -> Vec<String> {
 /// the one `pip install pyspark` put beside the Python of the active virtual environment.
 fn find_spark_submit(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     if let Some(p) = given {
-        return which::which(p)
-            .with_context(|| format!("--spark-submit `{}` cannot be run", p.display()));
+        return which::which(p).map_err(|e| {
+            UsageError(format!(
+                "--spark-submit `{}` cannot be run: {e}",
+                p.display()
+            ))
+            .into()
+        });
     }
     let mut candidates = Vec::new();
     if let Some(home) = std::env::var_os("SPARK_HOME") {
